@@ -1,0 +1,62 @@
+"""A CCM Exchange node: one partner organisation's own installation.
+
+``create_app(config)`` builds the Flask app for a :class:`~node.config.NodeConfig`; everything the app
+holds (config, engine, sessions, clock) lives in ``app.extensions["ccm"]`` (a :class:`NodeContext`), so
+tests build as many independent apps as they like and nothing is a module-level singleton.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import orm
+
+from .clock import Clock, SystemClock
+from .config import NodeConfig
+from .db import close_request_session, make_engine, make_sessionmaker
+
+
+@dataclass
+class NodeContext:
+    config: NodeConfig
+    engine: sa.Engine
+    sessionmaker: orm.sessionmaker[orm.Session]
+    clock: Clock
+
+
+def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine | None = None) -> Flask:
+    """Build the node's Flask application.
+
+    Args:
+        config: the node's configuration (see :func:`node.config.load_config`).
+        clock: the time source; the system clock unless a test passes a fake one.
+        engine: an existing engine (tests share one); made from ``config.database_url`` otherwise.
+    Returns:
+        The app, with the JSON API under ``/api/v1`` and its OpenAPI document at ``/api/v1/openapi.json``.
+    """
+    from .api import init_api
+    from .auth import init_auth
+    from .cases.views import make_blueprint as cases_blueprint
+    from .errors import register_error_handlers
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    engine = engine or make_engine(config.database_url)
+    app.extensions["ccm"] = NodeContext(config, engine, make_sessionmaker(engine), clock or SystemClock())
+    app.teardown_appcontext(close_request_session)
+    register_error_handlers(app)
+    init_auth(app)
+    init_api(app, [cases_blueprint()])
+    register_error_handlers(app)  # again: flask-smorest registered its own HTTPException handler
+    return app
+
+
+def context(app: Flask) -> NodeContext:
+    ctx: NodeContext = app.extensions["ccm"]
+    return ctx

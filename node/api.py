@@ -1,0 +1,75 @@
+"""The JSON API's plumbing: a flask-smorest ``Api`` whose errors are problem details, and a ``Blueprint``
+whose JSON bodies are parsed strictly (duplicate keys, NaN, unsafe integers and deep nesting refused).
+
+Every ``/api/v1`` blueprint is made from :class:`Blueprint` here and registered through :func:`init_api`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from flask import Flask, Request
+from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy  # noqa: F401  (re-exported for query schemas)
+
+from protocol.canonical import strict_loads
+from protocol.errors import MalformedError
+
+from .errors import handle_http_exception
+
+
+class StrictParser(FlaskParser):
+    """webargs parser that uses the protocol's strict JSON reader and answers 400 for broken JSON."""
+
+    DEFAULT_VALIDATION_STATUS = 422
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return ma.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return ma.missing
+        try:
+            return strict_loads(data)
+        except MalformedError as exc:
+            flask_smorest.abort(400, message=f"The request body is not valid JSON: {exc.message}")
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, as every API error is answered."""
+
+    type = ma.fields.String(metadata={"description": "urn:ccm:problem:<code>"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    code = ma.fields.String(metadata={"description": "Stable machine-readable error code"})
+    detail = ma.fields.String()
+    errors = ma.fields.Dict(metadata={"description": "Field-level messages, nested like the request body"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return handle_http_exception(error)
+
+
+def init_api(app: Flask, blueprints: list[flask_smorest.Blueprint]) -> Api:
+    app.config.setdefault("API_TITLE", "CCM Exchange node API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    api = Api(app, spec_kwargs={
+        "info": {"description": "A CCM Exchange node: cases, consent, plans and progress. "
+                                "Errors are RFC 9457 problem details (application/problem+json)."},
+    })
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for blp in blueprints:
+        api.register_blueprint(blp)
+    return api

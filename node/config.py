@@ -1,0 +1,192 @@
+"""Node configuration: one data directory per node.
+
+A node's data directory holds ``node.toml`` (its settings), ``secret_key`` (random, for sessions and CSRF),
+its key files once the protocol is wired in (``keys/``), and by default its SQLite database ``node.db``.
+``CCM_DATABASE_URL`` in the environment overrides the database (e.g. PostgreSQL).
+
+The configuration is a frozen dataclass: it is read once when the app is created and never mutated.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+CONFIG_FILE = "node.toml"
+SECRET_FILE = "secret_key"
+DATABASE_FILE = "node.db"
+
+#: The network's default stage list (CLDD's 8-step model). The first three are named by the model's own
+#: material; the other five follow domain.md. A node may replace them in node.toml ([[stages]]).
+DEFAULT_STAGES: tuple[tuple[str, str], ...] = (
+    ("documents", "Personal documents in the country of origin"),
+    ("housing", "Housing in the country of origin"),
+    ("education", "Education or further training"),
+    ("employment", "Employment or own business"),
+    ("journey", "Practical preparations and the journey"),
+    ("arrival", "Arrival and reception"),
+    ("reintegration", "Reintegration support"),
+    ("follow_up", "Follow-up and closing"),
+)
+
+
+class ConfigError(Exception):
+    """The data directory or its config file is missing or invalid; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    title: str
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs to start. Build it with :func:`load_config` or :func:`NodeConfig.for_tests`."""
+
+    data_dir: Path
+    node_id: str
+    name: str
+    base_url: str
+    database_url: str
+    secret_key: str
+    reference_prefix: str
+    stages: tuple[Stage, ...] = field(default_factory=lambda: tuple(Stage(k, t) for k, t in DEFAULT_STAGES))
+    max_request_bytes: int = 1_048_576
+    token_days: int = 90
+    timezone: str = "UTC"
+
+    @property
+    def stage_keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.stages)
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}"
+
+
+def resolve_data_dir(explicit: str | os.PathLike[str] | None) -> Path:
+    value = explicit or os.environ.get("CCM_DATA_DIR")
+    if not value:
+        raise ConfigError("no data directory: pass --data-dir DIR or set CCM_DATA_DIR")
+    return Path(value)
+
+
+def load_config(data_dir: str | os.PathLike[str] | None = None) -> NodeConfig:
+    """Read ``node.toml`` and ``secret_key`` from the data directory.
+
+    Args:
+        data_dir: the directory; ``None`` reads ``CCM_DATA_DIR``.
+    Returns:
+        The frozen configuration.
+    Raises:
+        ConfigError: the directory, file or a setting is missing or invalid.
+    """
+    path = resolve_data_dir(data_dir)
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path} not found: run 'ccm-node init' first")
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    secret_path = path / SECRET_FILE
+    if not secret_path.is_file():
+        raise ConfigError(f"{secret_path} not found: run 'ccm-node init' first")
+    return _from_mapping(path, raw, secret_path.read_text(encoding="utf-8").strip())
+
+
+def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
+    node = raw.get("node")
+    if not isinstance(node, dict):
+        raise ConfigError("node.toml: missing [node] table")
+    for key in ("id", "name", "url"):
+        if not isinstance(node.get(key), str) or not node[key]:
+            raise ConfigError(f"node.toml: [node] {key} must be a non-empty string")
+    stages_raw = raw.get("stages")
+    stages: tuple[Stage, ...]
+    if stages_raw is None:
+        stages = tuple(Stage(k, t) for k, t in DEFAULT_STAGES)
+    else:
+        if not isinstance(stages_raw, list) or not stages_raw:
+            raise ConfigError("node.toml: [[stages]] must be a non-empty list of {key, title}")
+        items = []
+        for i, s in enumerate(stages_raw):
+            if not (isinstance(s, dict) and isinstance(s.get("key"), str) and isinstance(s.get("title"), str)):
+                raise ConfigError(f"node.toml: stages[{i}] needs string 'key' and 'title'")
+            items.append(Stage(s["key"], s["title"]))
+        if len({s.key for s in items}) != len(items):
+            raise ConfigError("node.toml: stage keys must be unique")
+        stages = tuple(items)
+    settings = raw.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ConfigError("node.toml: [settings] must be a table")
+    database_url = os.environ.get("CCM_DATABASE_URL") or raw.get("database", {}).get("url") \
+        or default_database_url(path)
+    try:
+        return NodeConfig(
+            data_dir=path,
+            node_id=node["id"],
+            name=node["name"],
+            base_url=node["url"].rstrip("/"),
+            database_url=database_url,
+            secret_key=secret,
+            reference_prefix=str(node.get("reference_prefix") or default_prefix(node["id"])),
+            stages=stages,
+            max_request_bytes=int(settings.get("max_request_bytes", 1_048_576)),
+            token_days=int(settings.get("token_days", 90)),
+            timezone=str(settings.get("timezone", "UTC")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"node.toml: invalid setting: {exc}") from None
+
+
+def default_prefix(node_id: str) -> str:
+    """``se.gi-goteborg`` → ``GI``: the first letters of the organisation part, upper-cased."""
+    org = node_id.split(".", 1)[-1]
+    return (org.split("-")[0] or "CCM")[:6].upper()
+
+
+def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url: str | None = None) -> None:
+    """Create ``node.toml`` and a fresh ``secret_key`` (mode 0600) in a new data directory.
+
+    Raises:
+        ConfigError: the directory already holds a node.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    if (data_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{data_dir / CONFIG_FILE} already exists: this directory holds a node already")
+    doc: dict[str, Any] = {
+        "node": {"id": node_id, "name": name, "url": url, "reference_prefix": default_prefix(node_id)},
+        "settings": {"max_request_bytes": 1_048_576, "token_days": 90, "timezone": "UTC"},
+        "stages": [{"key": k, "title": t} for k, t in DEFAULT_STAGES],
+    }
+    if database_url:
+        doc["database"] = {"url": database_url}
+    (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(doc), encoding="utf-8")
+    secret_path = data_dir / SECRET_FILE
+    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+
+
+def config_for_tests(data_dir: Path, database_url: str | None = None, **overrides: Any) -> NodeConfig:
+    """A configuration for tests, without touching files other than the data directory."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "node_id": "se.gi-goteborg",
+        "name": "Göteborgs-Initiativet",
+        "base_url": "http://127.0.0.1:5000",
+        "database_url": database_url or default_database_url(data_dir),
+        "secret_key": "test-secret-" + "0" * 52,
+        "reference_prefix": "GI",
+    }
+    values.update(overrides)
+    return NodeConfig(**values)

@@ -1,0 +1,138 @@
+"""Errors of the node layer and their one outward shape: RFC 9457 problem details.
+
+Services raise :class:`NodeError` subclasses; the app turns them (and every HTTP error) into
+``application/problem+json``::
+
+    {"type": "urn:ccm:problem:validation_failed", "title": "Unprocessable Entity", "status": 422,
+     "code": "validation_failed", "detail": "...", "errors": {"returnee": {"given_names": ["..."]}}}
+
+``errors`` (field-level messages, nested like the request body) and ``code`` are extension members.
+Unexpected exceptions are logged (type and traceback, never request data) and answered with a bare 500
+problem; no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+
+class NodeError(Exception):
+    """Base of the node's domain errors. ``status`` and ``code`` decide the answer."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str = "", errors: dict[str, Any] | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        self.errors = errors
+
+
+class ValidationFailed(NodeError):
+    status = 422
+    code = "validation_failed"
+
+
+class Unauthorized(NodeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(NodeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(NodeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(NodeError):
+    status = 409
+    code = "conflict"
+
+
+class VersionConflict(Conflict):
+    """The write carried a version that is no longer current: someone else changed the record."""
+
+    status = 412
+    code = "version_conflict"
+
+
+class PreconditionRequired(NodeError):
+    status = 428
+    code = "precondition_required"
+
+
+_CODES_BY_STATUS = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 412: "version_conflict", 413: "too_large", 415: "unsupported_media_type",
+    422: "validation_failed", 428: "precondition_required", 429: "too_many_requests", 500: "internal_error",
+}
+
+
+def problem(status: int, title: str, code: str | None = None, detail: str | None = None,
+            errors: Any = None, headers: dict[str, str] | None = None) -> Response:
+    """Build a problem-details response."""
+    code = code or _CODES_BY_STATUS.get(status, "error")
+    body: dict[str, Any] = {"type": f"urn:ccm:problem:{code}", "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _title(status: int) -> str:
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    return HTTP_STATUS_CODES.get(status, "Error")
+
+
+def handle_node_error(exc: NodeError) -> Response:
+    return problem(exc.status, _title(exc.status), exc.code, exc.detail or None, exc.errors)
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    if isinstance(errors, dict) and len(errors) == 1 and set(errors) <= {"json", "query", "form", "headers"}:
+        errors = next(iter(errors.values()))  # webargs nests by location; one location needs no level
+    detail = data.get("message")
+    if detail is None and status != 422 and exc.description and status < 500:
+        detail = exc.description
+    headers: dict[str, str] = dict(data.get("headers") or {})
+    valid = getattr(exc, "valid_methods", None)
+    if status == 405 and valid:
+        headers["Allow"] = ", ".join(valid)
+    if status == 422 and not detail:
+        detail = "The request body or parameters are invalid; see 'errors'."
+    return problem(status, _title(status), None, detail, errors, headers)
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    if isinstance(exc, NodeError):
+        return handle_node_error(exc)
+    log.exception("unhandled %s", type(exc).__name__)
+    return problem(500, "Internal Server Error", "internal_error")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(NodeError, handle_node_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)
