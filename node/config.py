@@ -9,18 +9,21 @@ The configuration is a frozen dataclass: it is read once when the app is created
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 
 CONFIG_FILE = "node.toml"
 SECRET_FILE = "secret_key"
 DATABASE_FILE = "node.db"
+#: A node id: ISO 3166 country code, a dot, the organisation's short name (as in SPEC.md).
+NODE_ID_RE = re.compile(r"^[a-z]{2}\.[a-z0-9][a-z0-9-]{1,62}$")
 
 #: The network's default stage list (CLDD's 8-step model). The first three are named by the model's own
 #: material; the other five follow domain.md. A node may replace them in node.toml ([[stages]]).
@@ -163,14 +166,28 @@ def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url
     os.chmod(data_dir, 0o700)
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists: this directory holds a node already")
-    doc: dict[str, Any] = {
-        "node": {"id": node_id, "name": name, "url": url, "reference_prefix": default_prefix(node_id)},
-        "settings": {"max_request_bytes": 1_048_576, "token_days": 90, "timezone": "UTC"},
-        "stages": [{"key": k, "title": t} for k, t in DEFAULT_STAGES],
-    }
+    q = json.dumps  # a JSON string is a valid TOML basic string
+    lines = [
+        "# CCM Exchange node configuration (read at start; restart the node after a change).",
+        "[node]",
+        f"id = {q(node_id)}",
+        f"name = {q(name, ensure_ascii=False)}",
+        f"url = {q(url)}",
+        "# Case references look like PREFIX-YEAR-NNNN, e.g. GI-2026-0042.",
+        f"reference_prefix = {q(default_prefix(node_id))}",
+        "",
+        "[settings]",
+        "max_request_bytes = 1048576",
+        "token_days = 90",
+        'timezone = "UTC"',
+        "",
+    ]
     if database_url:
-        doc["database"] = {"url": database_url}
-    (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(doc), encoding="utf-8")
+        lines += ["[database]", f"url = {q(database_url)}", ""]
+    lines.append("# The stages of the return process, as the network agrees on them (CLDD's 8-step model).")
+    for key, title in DEFAULT_STAGES:
+        lines += ["[[stages]]", f"key = {q(key)}", f"title = {q(title)}", ""]
+    (data_dir / CONFIG_FILE).write_text("\n".join(lines), encoding="utf-8")
     secret_path = data_dir / SECRET_FILE
     fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

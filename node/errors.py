@@ -102,7 +102,8 @@ def _title(status: int) -> str:
 
 
 def handle_node_error(exc: NodeError) -> Response:
-    return problem(exc.status, _title(exc.status), exc.code, exc.detail or None, exc.errors)
+    headers = {"WWW-Authenticate": 'Bearer realm="ccm"'} if exc.status == 401 else None
+    return problem(exc.status, _title(exc.status), exc.code, exc.detail or None, exc.errors, headers)
 
 
 def handle_http_exception(exc: HTTPException) -> Response:

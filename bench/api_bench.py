@@ -1,0 +1,181 @@
+"""API benchmark: case search, case page read and case create at 100,000 cases, and a node's idle memory.
+
+    .venv/bin/python bench/api_bench.py [--cases 100000] [--backends sqlite,postgresql] [--samples 400]
+
+For each database it creates a node (data dir in a temp folder; PostgreSQL: a fresh database, dropped at the
+end), fills it with demo cases, starts it under gunicorn with 2 sync workers on loopback, and measures over
+HTTP with keep-alive: search by name, search by filter, a case page (case + timeline), and a case create.
+It prints p50/p99 in milliseconds and the PSS of the idle node (master + workers, /proc/PID/smaps_rollup).
+Targets (issue #3): search and read p99 <= 50 ms on both databases; idle node <= 130 MB PSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = [sys.executable, "-m", "node.cli"]
+ADMIN_DSN = os.environ.get("CCM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ccm(data_dir: Path, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run([*NODE, "--data-dir", str(data_dir), *args], input=stdin, capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"ccm-node {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        return 0
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def measure(name: str, samples: int, call: Callable[[int], requests.Response]) -> tuple[str, float, float]:
+    for i in range(min(20, samples)):  # warm-up
+        call(i)
+    times = []
+    for i in range(samples):
+        t0 = time.perf_counter()
+        response = call(i)
+        times.append((time.perf_counter() - t0) * 1000)
+        if response.status_code >= 400:
+            raise SystemExit(f"{name}: HTTP {response.status_code}: {response.text[:200]}")
+    return name, statistics.median(times), percentile(times, 99)
+
+
+def run_backend(backend: str, cases: int, samples: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f"ccm-bench-{backend}-"))
+    data = tmp / "node"
+    port = free_port()
+    init_args = ["init", "--node-id", "se.gi-goteborg", "--name", "GI Göteborg", "--url", f"http://127.0.0.1:{port}"]
+    pg_name = None
+    if backend == "postgresql":
+        import psycopg
+
+        pg_name = f"ccm_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        init_args += ["--database-url", ADMIN_DSN.rsplit("/", 1)[0] + "/" + pg_name]
+    proc = None
+    try:
+        ccm(data, *init_args)
+        for user in ("c1", "c2", "c3", "c4"):
+            ccm(data, "user", "add", user, "--role", "counsellor", "--team", "bench")
+        t0 = time.perf_counter()
+        ccm(data, "demo-data", "--cases", str(cases), "--seed", "7")
+        fill_s = time.perf_counter() - t0
+        token = ccm(data, "token", "create", "c1")
+        proc = subprocess.Popen([*NODE, "--data-dir", str(data), "serve", "--port", str(port), "--workers", "2"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        for _ in range(100):
+            try:
+                if http.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        time.sleep(2.0)
+        idle = pss_kb(proc.pid) + sum(pss_kb(c) for c in children(proc.pid))
+        nworkers = len(children(proc.pid))
+
+        page = http.get(f"{base}/cases", params={"per_page": 100}, timeout=10).json()["items"]
+        ids = [c["id"] for c in page]
+        names = [c["returnee"]["family_name"][:4] for c in page if c["returnee"].get("family_name")]
+        rng = random.Random(1)
+        countries = ["BA", "IQ", "GH", "AF", "XK", "SO", "TN", "KE"]
+        statuses = ["open", "handed_over", "in_reintegration", "closed"]
+        results = [
+            measure("search by name (q=prefix)", samples,
+                    lambda i: http.get(f"{base}/cases", params={"q": rng.choice(names)}, timeout=10)),
+            measure("search by filter (status+destination)", samples,
+                    lambda i: http.get(f"{base}/cases", params={"status": rng.choice(statuses),
+                                                                "destination": rng.choice(countries)}, timeout=10)),
+            measure("search by stage", samples,
+                    lambda i: http.get(f"{base}/cases", params={"stage": "housing",
+                                                                "stage_status": "in_progress"}, timeout=10)),
+            measure("case page (case + timeline)", samples,
+                    lambda i: _case_page(http, base, rng.choice(ids))),
+            measure("case create", samples,
+                    lambda i: http.post(f"{base}/cases", json={
+                        "returnee": {"given_names": "Bench", "family_name": f"Person{i}",
+                                     "date_of_birth": "1988-03-14"},
+                        "destination_country": "BA"}, timeout=10)),
+        ]
+        print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 sync workers")
+        for name, p50, p99 in results:
+            print(f"  {name:40s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+        print(f"  idle node PSS (master + {nworkers} workers)    {idle / 1024:7.1f} MB")
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        if pg_name:
+            import psycopg
+
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+class _Both:
+    def __init__(self, first: requests.Response, second: requests.Response) -> None:
+        self.status_code = max(first.status_code, second.status_code)
+        self.text = first.text if first.status_code >= 400 else second.text
+
+
+def _case_page(http: requests.Session, base: str, case_id: str) -> requests.Response:
+    first = http.get(f"{base}/cases/{case_id}", timeout=10)
+    second = http.get(f"{base}/cases/{case_id}/timeline", timeout=10)
+    return _Both(first, second)  # type: ignore[return-value]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--samples", type=int, default=400)
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        run_backend(backend.strip(), args.cases, args.samples)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The audit log: every create, read, change and export of case data: who, when, what, from where.
+
+Append-only and hash-chained. Entry ``n`` stores ``prev_hash`` (the hash of entry ``n-1``; 64 zeros for the
+first) and ``entry_hash`` = SHA-256 of the RFC 8785 canonical JSON of all its other fields. A one-row
+``audit_head`` table holds the sequence number and hash of the newest entry; appending locks that row
+(``FOR UPDATE`` on PostgreSQL; SQLite transactions are already serialised by ``BEGIN IMMEDIATE``), so sequence
+numbers are contiguous and the chain never forks, whatever the number of workers.
+
+:func:`verify_chain` walks the log and names every entry that was edited (its hash no longer matches its
+content), deleted (a gap in the sequence, or a log shorter than the head says) or reordered (a broken link).
+Entries never hold personal data: ids, actions, field names and counts only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy.orm import Mapped, mapped_column
+
+from protocol.canonical import canonical_bytes
+
+from .db import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from .auth import Actor
+
+GENESIS_HASH = "0" * 64
+ACTIONS = frozenset({"create", "read", "update", "delete", "export", "login", "withdraw", "send", "receive"})
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                                     autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[int | None] = mapped_column()
+    actor_username: Mapped[str | None] = mapped_column(sa.String(64))
+    actor_role: Mapped[str | None] = mapped_column(sa.String(20))
+    remote_addr: Mapped[str | None] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(20))
+    object_type: Mapped[str] = mapped_column(sa.String(40))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    detail: Mapped[str | None] = mapped_column(sa.Text())
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    entry_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class AuditHead(Base):
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+def _content(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor_id": entry.actor_id,
+        "actor_username": entry.actor_username,
+        "actor_role": entry.actor_role,
+        "remote_addr": entry.remote_addr,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "case_id": entry.case_id,
+        "detail": entry.detail,
+        "prev_hash": entry.prev_hash,
+    }
+
+
+def compute_hash(entry: AuditEntry) -> str:
+    return hashlib.sha256(canonical_bytes(_content(entry))).hexdigest()
+
+
+def record(session: orm.Session, *, actor: Actor | None, action: str, object_type: str, object_id: str | None,
+           case_id: str | None, now: datetime, detail: dict[str, Any] | None = None) -> AuditEntry:
+    """Append one entry to the chain, in the caller's transaction (it commits or rolls back with the change).
+
+    Args:
+        actor: who did it (None for the node itself, e.g. a delivery worker).
+        action: one of ``ACTIONS``.
+        object_type: e.g. ``case``, ``consent``, ``case_list``.
+        detail: ids, field names, counts; never personal data.
+    Returns:
+        The new entry (flushed).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    head = session.scalar(sa.select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if head is None:
+        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
+        session.add(head)
+    entry = AuditEntry(
+        seq=head.last_seq + 1,
+        at=now,
+        actor_id=actor.user_id if actor else None,
+        actor_username=actor.username if actor else None,
+        actor_role=actor.role if actor else None,
+        remote_addr=actor.remote_addr if actor else None,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        case_id=case_id,
+        detail=json.dumps(detail, sort_keys=True, separators=(",", ":")) if detail else None,
+        prev_hash=head.last_hash,
+    )
+    entry.entry_hash = compute_hash(entry)
+    session.add(entry)
+    head.last_seq = entry.seq
+    head.last_hash = entry.entry_hash
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    seq: int
+    kind: str  # edited | deleted | reordered | truncated
+    message: str
+
+
+def verify_chain(session: orm.Session, batch: int = 5000) -> tuple[int, list[AuditProblem]]:
+    """Walk the whole log in sequence order and report every inconsistency.
+
+    Returns:
+        (number of entries checked, problems found; empty when the log is intact).
+    """
+    problems: list[AuditProblem] = []
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    count = 0
+    for entry in _iter_entries(session, batch):
+        count += 1
+        if entry.seq != expected_seq:
+            missing = (f"entry {expected_seq}" if entry.seq == expected_seq + 1
+                       else f"entries {expected_seq}..{entry.seq - 1}")
+            problems.append(AuditProblem(expected_seq, "deleted", f"{missing} missing (deleted)"))
+        if compute_hash(entry) != entry.entry_hash:
+            problems.append(AuditProblem(entry.seq, "edited",
+                                         f"entry {entry.seq}: content does not match its hash (edited)"))
+        elif entry.prev_hash != prev_hash and entry.seq == expected_seq:
+            problems.append(AuditProblem(entry.seq, "reordered",
+                                         f"entry {entry.seq}: link to entry {entry.seq - 1} broken "
+                                         "(entries reordered or replaced)"))
+        prev_hash = entry.entry_hash
+        expected_seq = entry.seq + 1
+    head = session.get(AuditHead, 1)
+    if head is not None:
+        if head.last_seq > expected_seq - 1:
+            problems.append(AuditProblem(expected_seq, "truncated",
+                                         f"entries {expected_seq}..{head.last_seq} missing at the end (deleted)"))
+        elif head.last_seq == expected_seq - 1 and head.last_hash != prev_hash and count:
+            problems.append(AuditProblem(head.last_seq, "edited",
+                                         f"entry {head.last_seq}: does not match the recorded head"))
+    elif count:
+        problems.append(AuditProblem(0, "edited", "audit head record missing"))
+    return count, problems
+
+
+def _iter_entries(session: orm.Session, batch: int) -> Iterator[AuditEntry]:
+    last = 0
+    while True:
+        rows = list(session.scalars(sa.select(AuditEntry).where(AuditEntry.seq > last)
+                                    .order_by(AuditEntry.seq).limit(batch)))
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()

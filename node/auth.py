@@ -1,0 +1,107 @@
+"""Who is asking, and what their role allows: the role matrix, enforced here and nowhere else.
+
+Every request under ``/api/v1`` (except the OpenAPI document) must carry ``Authorization: Bearer <token>``.
+Authentication failures of every kind (no header, malformed, unknown, expired, revoked, disabled user) get the
+same opaque 401; the reason is not told to the caller.
+
+The matrix (docs/roles.md mirrors it; tests/node/test_roles.py checks it cell by cell):
+
+=================  =====  ==========  =======  ===========
+permission         admin  counsellor  adviser  coordinator
+=================  =====  ==========  =======  ===========
+case.create               x           x
+case.read                 x           x
+case.update               x           x
+consent.manage            x
+progress.write            x           x
+case.export               x
+report.read        x      x           x        x
+user.manage        x
+partner.manage     x
+audit.verify       x
+=================  =====  ==========  =======  ===========
+
+Case-level visibility (assigned to the user or the user's team) is applied on top of the matrix by
+``node.cases.access``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from .accounts import authenticate_token
+from .db import request_session
+from .errors import Forbidden, Unauthorized
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"report.read", "user.manage", "partner.manage", "audit.verify"}),
+    "counsellor": frozenset({"case.create", "case.read", "case.update", "consent.manage", "progress.write",
+                             "case.export", "report.read"}),
+    "adviser": frozenset({"case.create", "case.read", "case.update", "progress.write", "report.read"}),
+    "coordinator": frozenset({"report.read"}),
+}
+PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())
+
+_PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.json"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated member of staff behind a request (or a CLI command)."""
+
+    user_id: int
+    username: str
+    role: str
+    team: str | None
+    remote_addr: str | None = None
+
+
+def can(role: str, permission: str) -> bool:
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def require(actor: Actor, permission: str) -> None:
+    """Deny unless the actor's role grants ``permission``.
+
+    Raises:
+        Forbidden: the role does not grant it.
+    """
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    if not can(actor.role, permission):
+        raise Forbidden("Your role does not allow this action.")
+
+
+def current_actor() -> Actor:
+    """The actor authenticated for this request.
+
+    Raises:
+        Unauthorized: no valid bearer token came with the request.
+    """
+    actor: Actor | None = g.get("actor")
+    if actor is None:
+        raise Unauthorized("A valid bearer token is required.")
+    return actor
+
+
+def _authenticate_api_request() -> None:
+    path = request.path
+    if not path.startswith("/api/") or path in _PUBLIC_API_PATHS or request.method == "OPTIONS":
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized("A valid bearer token is required.")
+    clock = current_app.extensions["ccm"].clock
+    session = request_session()
+    user = authenticate_token(session, presented.strip(), clock.now())
+    if user is None:
+        raise Unauthorized("A valid bearer token is required.")
+    session.commit()  # last_used_at
+    g.actor = Actor(user.id, user.username, user.role, user.team, request.remote_addr)
+
+
+def init_auth(app: Flask) -> None:
+    app.before_request(_authenticate_api_request)

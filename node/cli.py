@@ -1,0 +1,185 @@
+"""``ccm-node``: set up and run a node.
+
+    ccm-node init --data-dir DIR --node-id ID --name NAME --url URL
+    ccm-node --data-dir DIR db upgrade | db current | db downgrade REV
+    ccm-node --data-dir DIR serve [--host H] [--port P] [--workers N]
+    ccm-node --data-dir DIR demo-data --cases N [--seed S]
+    ccm-node --data-dir DIR user add|list ... / token create|revoke ... / audit verify   (admin/cli.py)
+
+Every error is one line on stderr and a non-zero exit (2 for usage and configuration, 1 for a refused
+operation); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from .clock import SystemClock
+from .config import NODE_ID_RE, ConfigError, NodeConfig, load_config, resolve_data_dir, write_config
+from .db import make_engine, make_sessionmaker
+
+
+class CommandError(Exception):
+    """A command was refused; the message is printed as the one error line."""
+
+
+class Env:
+    """What a command needs: the config, and a session factory on the node's database (opened lazily)."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self._data_dir = data_dir
+        self._config: NodeConfig | None = None
+        self._engine: sa.Engine | None = None
+        self.clock = SystemClock()
+
+    @property
+    def config(self) -> NodeConfig:
+        if self._config is None:
+            self._config = load_config(self._data_dir)
+        return self._config
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+        return self._engine
+
+    def session(self) -> orm.Session:
+        return make_sessionmaker(self.engine)()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _cmd_init(env: Env, args: argparse.Namespace) -> int:
+    from . import migrate
+    from .config import default_database_url
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if not NODE_ID_RE.fullmatch(args.node_id):
+        raise CommandError(f"invalid node id {args.node_id!r}: expected e.g. se.gi-goteborg "
+                           "(country code, a dot, lowercase letters, digits and dashes)")
+    if not args.url.startswith(("http://", "https://")):
+        raise CommandError(f"invalid --url {args.url!r}: must start with http:// or https://")
+    write_config(data_dir, args.node_id, args.name, args.url, args.database_url)
+    env._data_dir = str(data_dir)
+    migrate.upgrade(env.engine)
+    print(f"initialised node {args.node_id} in {data_dir} "
+          f"(database: {'custom' if args.database_url else default_database_url(data_dir)})")
+    return 0
+
+
+def _cmd_db(env: Env, args: argparse.Namespace) -> int:
+    from . import migrate
+
+    if args.db_command == "upgrade":
+        migrate.upgrade(env.engine, args.revision)
+        print(f"database at revision {migrate.current_revision(env.engine)}")
+    elif args.db_command == "downgrade":
+        migrate.downgrade(env.engine, args.revision)
+        print(f"database at revision {migrate.current_revision(env.engine)}")
+    else:
+        current, head = migrate.current_revision(env.engine), migrate.head_revision(env.engine)
+        print(f"current: {current or '(empty)'}  head: {head}" + ("" if current == head else "  (upgrade needed)"))
+    return 0
+
+
+def _cmd_serve(env: Env, args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(env.config, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _cmd_demo_data(env: Env, args: argparse.Namespace) -> int:
+    from .accounts import User
+    from .cases.demo import generate_demo_cases
+
+    if not 1 <= args.cases <= 1_000_000:
+        raise CommandError("--cases must be between 1 and 1000000")
+    with env.session() as session:
+        staff = list(session.scalars(sa.select(User.id).where(User.role.in_(("counsellor", "adviser")),
+                                                              User.active.is_(True))))
+        if not staff:
+            raise CommandError("no counsellor or adviser accounts to assign cases to: "
+                               "add one first with 'ccm-node user add NAME --role counsellor'")
+        made = generate_demo_cases(session, count=args.cases, now=env.clock.now(), seed=args.seed,
+                                   counsellor_ids=staff, stage_keys=env.config.stage_keys,
+                                   prefix=env.config.reference_prefix)
+        session.commit()
+    print(f"created {made} demo cases")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from admin.cli import register as register_admin
+
+    parser = argparse.ArgumentParser(prog="ccm-node", description="Run and administer a CCM Exchange node.")
+    parser.add_argument("--data-dir", help="the node's data directory (default: $CCM_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a new node in a data directory and set up its database")
+    p.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
+    p.add_argument("--node-id", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--url", required=True, help="the node's public base URL")
+    p.add_argument("--database-url", help="PostgreSQL URL instead of the SQLite file in the data directory")
+    p.set_defaults(handler=_cmd_init)
+
+    p = sub.add_parser("db", help="database migrations")
+    dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dbsub.add_parser("upgrade", help="migrate to the newest schema (or REVISION)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = dbsub.add_parser("downgrade", help="migrate down to REVISION")
+    down.add_argument("revision")
+    dbsub.add_parser("current", help="show the current and newest revision")
+    p.set_defaults(handler=_cmd_db)
+
+    p = sub.add_parser("serve", help="run the node under gunicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("demo-data", help="create realistic synthetic cases (never on a production node)")
+    p.add_argument("--cases", type=int, required=True)
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(handler=_cmd_demo_data)
+
+    register_admin(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from admin.cli import AdminError
+    from .accounts import AccountError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = Env(args.data_dir)
+    handler: Callable[[Env, argparse.Namespace], int] = args.handler
+    try:
+        return handler(env, args)
+    except ConfigError as exc:
+        print(f"ccm-node: {exc}", file=sys.stderr)
+        return 2
+    except (CommandError, AccountError, AdminError) as exc:
+        print(f"ccm-node: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.OperationalError as exc:
+        print(f"ccm-node: database error: {str(exc.orig).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

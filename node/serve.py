@@ -1,0 +1,56 @@
+"""Run a node under gunicorn from Python (``ccm-node serve``), with the settings of deploy/gunicorn.conf.py.
+
+The app is loaded once in the master (``preload_app``) and forked, so the workers share its memory pages; each
+worker drops the pooled database connections it inherited (``post_fork``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import NodeConfig
+
+GUNICORN_DEFAULTS: dict[str, Any] = {
+    "worker_class": "sync",
+    "preload_app": True,
+    "timeout": 60,
+    "graceful_timeout": 20,
+    "keepalive": 5,
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "accesslog": None,
+    "errorlog": "-",
+    "loglevel": "info",
+}
+
+
+def post_fork(_server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    ctx = getattr(app, "extensions", {}).get("ccm") if app is not None else None
+    if ctx is not None:
+        ctx.engine.dispose(close=False)
+
+
+class NodeApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: NodeConfig, options: dict[str, Any]) -> None:
+        self.node_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from . import create_app
+
+        return create_app(self.node_config)
+
+
+def serve(config: NodeConfig, *, host: str, port: int, workers: int, **extra: Any) -> None:
+    options = {**GUNICORN_DEFAULTS, "bind": f"{host}:{port}", "workers": workers, "post_fork": post_fork,
+               "proc_name": f"ccm-node {config.node_id}", **extra}
+    NodeApplication(config, options).run()

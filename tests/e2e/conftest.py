@@ -1,0 +1,21 @@
+"""Fixtures for tests with real node processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Network
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def network(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Network]:
+    if request.param == "postgresql":
+        make: Callable[[], str] = request.getfixturevalue("make_pg_database")
+        net = Network(tmp_path, make)
+    else:
+        net = Network(tmp_path, lambda: None)
+    yield net
+    net.stop_all()
