@@ -101,3 +101,27 @@ class ConsentInvalidError(OutsideConsentError):
     """The consent is expired, withdrawn, or a child's consent lacks guardian/best-interests."""
 
     code = "consent_invalid"
+
+
+class HeaderMismatchError(BadSignatureError):
+    """The signed inner header differs from the outer envelope header (splicing or re-wrapping)."""
+
+    code = "header_mismatch"
+
+
+class KeyFileError(ProtocolError):
+    """A local key file is missing, too permissive or malformed (never sent to a partner)."""
+
+    code = "key_file"
+
+
+class SchemaError(MalformedError):
+    """A message body or consent record does not match its schema.
+
+    ``errors`` holds marshmallow's field-level messages (field name → list of messages, nested for nested
+    objects), so an operator can see which field failed; it never holds the rejected values.
+    """
+
+    def __init__(self, message: str = "", errors: dict[str, object] | None = None) -> None:
+        super().__init__(message or "body does not match its schema")
+        self.errors: dict[str, object] = errors or {}

@@ -1,0 +1,1 @@
+"""Test vectors: data files, their generator and the interpreter that recomputes them."""

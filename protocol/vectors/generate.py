@@ -1,0 +1,334 @@
+"""Generate the protocol test vectors: ``python -m protocol.vectors.generate [--check]``.
+
+Everything is fixed: a node's 32-byte seed is ``SHA-256("ccm-protocol-vectors/" + node id)``, message ids
+are the first 16 bytes of ``SHA-256("message/" + label)``, nonces the first 24 bytes of
+``SHA-256("nonce/" + label)``, and the clock reads ``NOW``. Bodies come from ``sample_bodies.json`` (the
+handover's consent is re-signed by this world's origin key). Every vector's outcome is computed by
+``runner.compute`` and checked against the intended outcome here, so a generator run that would record a
+wrong error code fails instead. ``rfc8032.json`` and ``rfc8785.json`` are published data, not generated.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+from typing import Any
+
+from ..canonical import b64encode, canonical_bytes, strict_loads
+from ..consent import sign_consent
+from ..signing import sign_json
+from .runner import VECTOR_DIR, compute, party_keys
+
+NOW = "2026-03-02T10:00:00Z"
+TTL = 30 * 24 * 3600
+AGREEMENT = "gi-cldd-2026-01"
+SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
+GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
+             "chain.json", "receipts.json")
+# Who sends each message type in the vector world (sample bodies name these nodes).
+ROUTES = {
+    "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
+    "handover_declined": (IQ, SE), "progress_update": (IQ, SE), "erasure_confirmed": (IQ, SE),
+    "case_closed": (IQ, SE), "key_rotated": (IQ, SE), "forward": (STO, BA),
+}
+
+
+def party(node_id: str, label: str = "") -> dict[str, str]:
+    digest = hashlib.sha256(f"ccm-protocol-vectors/{node_id}{label}".encode()).digest()
+    return {"node_id": node_id, "seed": b64encode(digest)}
+
+
+def fixed_id(label: str) -> str:
+    return b64encode(hashlib.sha256(f"message/{label}".encode()).digest()[:16])
+
+
+def fixed_nonce(label: str) -> str:
+    return b64encode(hashlib.sha256(f"nonce/{label}".encode()).digest()[:24])
+
+
+def vector(description: str, kind: str, inp: dict[str, Any], error: str | None = None) -> dict[str, Any]:
+    outcome, value = compute(kind, inp)
+    if error is not None:
+        if (outcome, value) != ("error", error):
+            raise AssertionError(f"{description}: expected error {error}, got {outcome} {value}")
+        return {"description": description, "input": inp, "error": error}
+    if outcome != "expected":
+        raise AssertionError(f"{description}: unexpected error {value}")
+    return {"description": description, "input": inp, "expected": value}
+
+
+def sample_bodies() -> dict[str, Any]:
+    bodies: dict[str, Any] = json.loads((VECTOR_DIR / "sample_bodies.json").read_text("utf-8"))
+    handover = copy.deepcopy(bodies["handover"])
+    unsigned = {k: v for k, v in handover["consent"].items() if k != "signatures"}
+    origin = party_keys(party(SE))
+    handover["consent"] = sign_consent(unsigned, SE, origin.signing_key)
+    bodies["handover"] = handover
+    return bodies
+
+
+def seal_input(msg_type: str, body: Any, *, thread_label: str = "case-1", label: str | None = None,
+               prev: str | None = None, route: tuple[str, str] | None = None) -> dict[str, Any]:
+    sender, recipient = route or ROUTES[msg_type]
+    label = label or msg_type
+    return {
+        "sender": party(sender), "recipient": party(recipient), "type": msg_type, "body": body,
+        "thread": fixed_id(f"thread/{thread_label}"), "now": NOW, "ttl_seconds": TTL,
+        "message_id": fixed_id(label), "nonce": fixed_nonce(label), "prev": prev,
+        "agreement": AGREEMENT if msg_type in ("handover", "forward") else None,
+    }
+
+
+def sealed(inp: dict[str, Any]) -> dict[str, Any]:
+    outcome, value = compute("seal", inp)
+    assert outcome == "expected", value
+    result: dict[str, Any] = value
+    return result
+
+
+def open_input(envelope: str, receiver: str, partners: list[str], **extra: Any) -> dict[str, Any]:
+    return {"envelope": envelope, "receiver": party(receiver), "partners": [party(p) for p in partners],
+            "now": NOW, **extra}
+
+
+def canonical_file() -> list[dict[str, Any]]:
+    ok = [
+        ("key order and compact form", '{ "b": 1, "a": [true, false, null], "c": "x" }'),
+        ("escapes: only quote, backslash and controls", '{"s": "\\u00e9\\u0000\\t\\"\\\\\\/\\u001f\\u007f"}'),
+        ("non-ASCII text stays raw UTF-8", '{"name": "Đorđe Šarić", "ar": "كريم", "e": "\\ud83d\\ude00"}'),
+        ("numbers in ECMAScript form", "[1.0, 1e21, 0.1, -0, 100, 1E-7]"),
+        ("nested objects sorted at every level", '{"z": {"y": 1, "x": {"b": 2, "a": 1}}, "a": []}'),
+    ]
+    bad = [
+        ("duplicate object key", '{"a": 1, "a": 2}'),
+        ("lone surrogate", '["\\ud800"]'),
+        ("integer outside the I-JSON safe range", "[9007199254740992]"),
+        ("NaN is not JSON", "[NaN]"),
+        ("number out of range", "[1e400]"),
+        ("nested 33 deep", "[" * 33 + "]" * 33),
+        ("trailing comma", "[1, 2,]"),
+    ]
+    vectors = [vector(d, "canonical", {"json": j}) for d, j in ok]
+    vectors += [vector(d, "canonical", {"json": j}, "malformed") for d, j in bad]
+    vectors.append(vector("not UTF-8", "canonical", {"json_b64": b64encode(b'"\xff"')}, "malformed"))
+    return vectors
+
+
+def keys_file() -> list[dict[str, Any]]:
+    return [vector(f"keys of {n}", "keys", party(n)) for n in (SE, IQ, BA, STO)]
+
+
+def signatures_file() -> list[dict[str, Any]]:
+    obj = {"b": [1, 2], "a": "Šarić", "unsigned": {"note": "not signed"}}
+    signed = sign_json(obj, IQ, party_keys(party(IQ)).signing_key)
+    tampered = {**signed, "a": "Saric"}
+    return [
+        vector("sign an object (unsigned member excluded)", "signatures", {"op": "sign", "signer": party(SE),
+                                                                          "object": obj}),
+        vector("add a second signer", "signatures", {"op": "sign", "signer": party(SE), "object": signed}),
+        vector("verify", "signatures", {"op": "verify", "signer": party(IQ), "object": signed}),
+        vector("tampered member", "signatures", {"op": "verify", "signer": party(IQ), "object": tampered},
+               "bad_signature"),
+        vector("no signature by that signer", "signatures", {"op": "verify", "signer": party(SE),
+                                                            "object": signed}, "bad_signature"),
+    ]
+
+
+def cards_file() -> list[dict[str, Any]]:
+    make = {"op": "make", "party": party(SE), "name": "Göteborgs-Initiativet",
+            "base_url": "https://gi.example/federation", "valid_from": "2026-01-01T00:00:00Z",
+            "valid_until": "2027-01-01T00:00:00Z"}
+    card = vector("make a card", "cards", make)
+    rotated_input = {**make, "party": party(SE, "#2"), "previous": party(SE),
+                     "valid_from": "2026-06-01T00:00:00Z", "valid_until": "2027-06-01T00:00:00Z"}
+    rotated = vector("make a rotated card endorsed by the previous key", "cards", rotated_input)
+    old_card, new_card = card["expected"]["card"], rotated["expected"]["card"]
+    unendorsed = copy.deepcopy(new_card)
+    del unendorsed["signatures"][SE][old_card["signing_kid"]]
+    wrong_kid = {**old_card, "signing_kid": party_keys(party(IQ)).skid}
+    return [
+        card, rotated,
+        vector("verify", "cards", {"op": "verify", "card": old_card, "now": NOW}),
+        vector("expired", "cards", {"op": "verify", "card": old_card, "now": "2027-01-01T00:00:00Z"},
+               "expired"),
+        vector("not yet valid", "cards", {"op": "verify", "card": old_card, "now": "2025-12-31T23:54:59Z"},
+               "not_yet_valid"),
+        vector("tampered name", "cards", {"op": "verify", "card": {**old_card, "name": "GI"}, "now": NOW},
+               "bad_signature"),
+        vector("key ids must match keys", "cards", {"op": "verify", "card": wrong_kid, "now": NOW},
+               "malformed"),
+        vector("rotation accepted", "cards", {"op": "rotate", "old_card": old_card, "new_card": new_card,
+                                              "now": "2026-07-01T00:00:00Z"}),
+        vector("rotation without the old key's endorsement", "cards",
+               {"op": "rotate", "old_card": old_card, "new_card": unendorsed, "now": "2026-07-01T00:00:00Z"},
+               "bad_signature"),
+        vector("revoke a key (self-signed statement)", "cards",
+               {"op": "revoke", "party": party(SE), "kid": party_keys(party(SE)).skid,
+                "reason": "compromised", "now": NOW}),
+        vector("revocation signed by another node", "cards",
+               {"op": "verify_revocation", "card": old_card, "statement": sign_json(
+                   {"v": 1, "type": "key_revocation", "node_id": SE, "kid": old_card["signing_kid"],
+                    "revoked_at": NOW, "reason": "compromised"}, SE, party_keys(party(IQ)).signing_key)},
+               "unknown_key"),
+    ]
+
+
+def tamper(envelope: str, resign_as: str | None = None, **changes: Any) -> str:
+    doc = strict_loads(envelope) | changes
+    if resign_as is not None:
+        unsigned = {k: v for k, v in doc.items() if k != "sig"}
+        sig = party_keys(party(resign_as)).signing_key.sign(canonical_bytes(unsigned)).signature
+        doc["sig"] = b64encode(sig)
+    return canonical_bytes(doc).decode("utf-8")
+
+
+def flip(text: str, index: int = 10) -> str:
+    """Change one base64url character (not the last, whose unused bits must stay zero)."""
+    return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1 :]
+
+
+def seal_and_open_files(bodies: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    seals, opens = [], []
+    for msg_type in sorted(bodies):
+        inp = seal_input(msg_type, bodies[msg_type])
+        seals.append(vector(f"seal a {msg_type}", "seal", inp))
+        sender, recipient = ROUTES[msg_type]
+        opens.append(vector(f"open a {msg_type}", "open",
+                            open_input(seals[-1]["expected"]["envelope"], recipient, [sender])))
+    envelope = sealed(seal_input("handover", bodies["handover"]))["envelope"]
+    doc = strict_loads(envelope)
+    base = open_input(envelope, IQ, [SE])
+    opens.append(vector("handover with its consent checked", "open", {**base, "consent_origin": party(SE)}))
+    to_ba = sealed(seal_input("handover", bodies["handover"], route=(SE, BA), label="handover-ba"))
+    other_sig = b64encode(party_keys(party(SE)).signing_key.sign(b"something else").signature)
+    bad_body = {**bodies["handover_accepted"], "unexpected": "field"}
+    invalid = sealed({**seal_input("handover_accepted", bad_body, label="invalid"), "validate": False})
+    negatives: list[tuple[str, dict[str, Any], str]] = [
+        ("tampered ciphertext", {**base, "envelope": tamper(envelope, ct=flip(doc["ct"]))}, "bad_signature"),
+        ("tampered ciphertext, outer signature redone", {**base, "envelope": tamper(
+            envelope, resign_as=SE, ct=flip(doc["ct"]))}, "decryption_failed"),
+        ("tampered header", {**base, "envelope": tamper(envelope, expires="2026-04-30T10:00:00Z")},
+         "bad_signature"),
+        ("tampered header, outer signature redone (spliced into another thread)", {**base, "envelope": tamper(
+            envelope, resign_as=SE, thread=fixed_id("thread/other"))}, "header_mismatch"),
+        ("wrong recipient", open_input(envelope, BA, [SE]), "wrong_recipient"),
+        ("bad outer signature", {**base, "envelope": tamper(envelope, sig=other_sig)}, "bad_signature"),
+        ("expired", {**base, "now": "2026-04-01T10:00:00Z"}, "expired"),
+        ("created too far in the future", {**base, "now": "2026-03-02T09:54:59Z"}, "not_yet_valid"),
+        ("replayed message id", {**base, "seen": [[SE, doc["id"]]]}, "replayed"),
+        ("unknown version", {**base, "envelope": tamper(envelope, v=2)}, "unsupported_version"),
+        ("broken chain: the receiver holds a later message", {**base, "chain_heads": [
+            [SE, doc["thread"], b64encode(hashlib.sha256(b"previous").digest())]]}, "broken_chain"),
+        ("outside consent: recipient not named in the consent", {
+            **open_input(to_ba["envelope"], BA, [SE]), "consent_origin": party(SE)}, "outside_consent"),
+        ("non-canonical JSON (whitespace)", {**base, "envelope": json.dumps(doc, indent=1, sort_keys=True)},
+         "non_canonical"),
+        ("non-canonical JSON (key order)", {**base, "envelope": json.dumps(
+            dict(reversed(doc.items())), separators=(",", ":"))},
+         "non_canonical"),
+        ("duplicate keys", {**base, "envelope": envelope[:-1] + ',"v":1}'}, "malformed"),
+        ("oversized", {**base, "pad_to": 1_048_577}, "oversized"),
+        ("not JSON", {**base, "envelope": envelope[:100]}, "malformed"),
+        ("unknown sender", open_input(envelope, IQ, [BA]), "unknown_sender"),
+        ("unknown signing key", {**base, "partners": [party(SE, "#2")]}, "unknown_key"),
+        ("revoked signing key", {**base, "revoked": [doc["skid"]]}, "revoked_key"),
+        ("body outside its schema", open_input(invalid["envelope"], SE, [IQ]), "malformed"),
+    ]
+    opens += [vector(d, "open", inp, error) for d, inp, error in negatives]
+    return seals, opens
+
+
+def chain_file(bodies: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    inners, outs, prev = [], [], None
+    for n, msg_type in enumerate(("handover", "consent_withdrawn", "handover")):
+        out = sealed(seal_input(msg_type, bodies[msg_type], thread_label="case-2", label=f"chain-{n}",
+                                prev=prev))
+        inners.append(out["inner"])
+        outs.append(out)
+        prev = out["message_hash"]
+    fork = sealed(seal_input("consent_withdrawn", bodies["consent_withdrawn"], thread_label="case-2",
+                             label="chain-fork", prev=outs[0]["message_hash"]))["inner"]
+    m1, m2, m3 = inners
+    return [
+        vector("three linked messages", "chain", {"messages": [m1, m2, m3]}),
+        vector("gap", "chain", {"messages": [m1, m3]}, "broken_chain"),
+        vector("reordered", "chain", {"messages": [m1, m3, m2]}, "broken_chain"),
+        vector("fork", "chain", {"messages": [m1, m2, fork]}, "broken_chain"),
+        vector("first message with a prev link", "chain", {"messages": [m2, m3]}, "broken_chain"),
+    ], outs
+
+
+def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = sealed(seal_input("handover", bodies["handover"]))
+    base = {**open_input(out["envelope"], IQ, [SE]), "op": "make", "received_at": "2026-03-02T10:00:05Z"}
+    made = vector("receipt for a handover", "receipts", base)
+    receipt = made["expected"]["receipt"]
+    verify = {"op": "verify", "receipt": receipt, "receiver": party(IQ), "message_id": receipt["message_id"],
+              "content_hash": out["message_hash"]}
+    later = open_input(chain[1]["envelope"], IQ, [SE],
+                       chain_heads=[[SE, fixed_id("thread/case-2"), chain[0]["message_hash"]]])
+    return [
+        made,
+        vector("receipt for a chained message", "receipts", {**later, "op": "make",
+                                                              "received_at": "2026-03-02T10:01:00Z"}),
+        vector("verify a receipt", "receipts", verify),
+        vector("receipt for other content", "receipts", {**verify, "content_hash": b64encode(bytes(32))},
+               "malformed"),
+        vector("receipt signed by another node", "receipts", {**verify, "receiver": party(SE)},
+               "bad_signature"),
+        vector("tampered receipt", "receipts", {**verify, "receipt": {**receipt,
+                                                                     "received_at": "2026-03-01T10:00:05Z"}},
+               "bad_signature"),
+    ]
+
+
+DESCRIPTIONS = {
+    "canonical.json": "Strict parsing and RFC 8785 canonical bytes (SPEC.md section 4).",
+    "keys.json": "Keys from seeds, key ids and fingerprints (SPEC.md section 2).",
+    "signatures.json": "sign_json signature input and signatures (SPEC.md section 4.3).",
+    "cards.json": "Node cards, rotation and revocation (SPEC.md section 3).",
+    "seal.json": "Sealing one message of every type: inner document, message hash, envelope (section 5).",
+    "open.json": "Opening envelopes, and every rejection with its error code (SPEC.md section 6).",
+    "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
+    "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
+}
+
+
+def build() -> dict[str, dict[str, Any]]:
+    """Every generated vector file, by name."""
+    bodies = sample_bodies()
+    seals, opens = seal_and_open_files(bodies)
+    chain, chain_outputs = chain_file(bodies)
+    lists = {
+        "canonical.json": ("canonical", canonical_file()), "keys.json": ("keys", keys_file()),
+        "signatures.json": ("signatures", signatures_file()), "cards.json": ("cards", cards_file()),
+        "seal.json": ("seal", seals), "open.json": ("open", opens), "chain.json": ("chain", chain),
+        "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
+    }
+    return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
+            for name, (kind, vectors) in lists.items()}
+
+
+def render(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the vector files, or with ``--check`` compare them with a fresh generation."""
+    args = sys.argv[1:] if argv is None else argv
+    files = build()
+    stale = [n for n, doc in files.items() if not (VECTOR_DIR / n).exists()
+             or (VECTOR_DIR / n).read_text("utf-8") != render(doc)]
+    if "--check" in args:
+        for name in stale:
+            print(f"{name}: differs from a fresh generation", file=sys.stderr)
+        return 1 if stale else 0
+    for name, doc in files.items():
+        (VECTOR_DIR / name).write_text(render(doc), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""Recompute a test vector from its input: the one interpreter used by ``generate.py``, the CLI and the tests.
+
+Each vector file is ``{"description", "kind", "vectors": [...]}`` and each vector is
+``{"description", "input", "expected"}`` or ``{"description", "input", "error"}`` (a ``ProtocolError`` code).
+``compute(kind, input)`` returns ``("expected", value)`` or ``("error", code)``; a vector passes when that
+equals what the file records. Binary values are unpadded base64url, except in the RFC files, which keep the
+RFCs' hex. Keys come from 32-byte seeds with ``NodeKeys.from_seed``; cards from ``party_card`` below.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+
+from ..canonical import b64decode, b64encode, canonical_bytes, reference_canonical_bytes, strict_loads
+from ..cards import NodeCard, make_card, make_revocation, verify_card, verify_revocation, verify_rotation
+from ..chain import message_hash, verify_chain
+from ..consent import check_handover
+from ..errors import ProtocolError
+from ..keys import NodeKeys
+from ..receipts import make_receipt, verify_receipt
+from ..seal import OpenedMessage, PartnerView, open_envelope, seal
+from ..signing import sign_json, signing_input, verify_signed_json
+from ..times import format_time, parse_time
+
+VECTOR_DIR = Path(__file__).resolve().parent
+CARD_VALID_FROM = "2026-01-01T00:00:00Z"
+CARD_VALID_UNTIL = "2028-01-01T00:00:00Z"
+Outcome = tuple[str, Any]
+
+
+def party_keys(party: dict[str, Any]) -> NodeKeys:
+    """``{"node_id", "seed"}`` → the deterministic keys."""
+    return NodeKeys.from_seed(party["node_id"], b64decode(party["seed"], length=32))
+
+
+def party_card(party: dict[str, Any]) -> NodeCard:
+    """The vector world's card of a party: name = node id, base URL ``https://<node id>.example``, valid
+    2026-01-01 to 2028-01-01 (``CARD_VALID_FROM`` / ``CARD_VALID_UNTIL``)."""
+    keys = party_keys(party)
+    return make_card(keys, name=keys.node_id, base_url=f"https://{keys.node_id}.example",
+                     valid_from=parse_time(CARD_VALID_FROM), valid_until=parse_time(CARD_VALID_UNTIL))
+
+
+class StaticDirectory:
+    """A ``Directory`` over fixed cards and revoked key ids."""
+
+    def __init__(self, cards: list[NodeCard], revoked: frozenset[str] = frozenset()) -> None:
+        self._views = {c.node_id: PartnerView.from_cards([c], revoked) for c in cards}
+
+    def partner(self, node_id: str) -> PartnerView | None:
+        return self._views.get(node_id)
+
+
+class StaticHistory:
+    """A ``History`` over fixed seen ids and chain heads."""
+
+    def __init__(self, seen: list[list[str]], heads: list[list[str]]) -> None:
+        self._seen = {(s, i) for s, i in seen}
+        self._heads = {(s, t): h for s, t, h in heads}
+
+    def seen(self, sender: str, message_id: str) -> bool:
+        return (sender, message_id) in self._seen
+
+    def chain_head(self, sender: str, thread: str) -> str | None:
+        return self._heads.get((sender, thread))
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8")
+
+
+def _rfc8032(inp: dict[str, Any]) -> Any:
+    key = nacl.signing.SigningKey(bytes.fromhex(inp["secret_key"]))
+    message = bytes.fromhex(inp["message"])
+    signature = key.sign(message).signature
+    key.verify_key.verify(message, signature)
+    return {"public_key": bytes(key.verify_key).hex(), "signature": signature.hex()}
+
+
+def _rfc8785(inp: dict[str, Any]) -> Any:
+    if "ieee754" in inp:
+        value = struct.unpack(">d", bytes.fromhex(inp["ieee754"]))[0]
+        return _text(reference_canonical_bytes(value))
+    return _text(canonical_bytes(strict_loads(inp["json"])))
+
+
+def _canonical(inp: dict[str, Any]) -> Any:
+    data = b64decode(inp["json_b64"]) if "json_b64" in inp else inp["json"].encode("utf-8")
+    return _text(canonical_bytes(strict_loads(data)))
+
+
+def _keys(inp: dict[str, Any]) -> Any:
+    keys = party_keys(inp)
+    return {"signing_public": b64encode(keys.signing_public),
+            "encryption_public": b64encode(keys.encryption_public), "signing_kid": keys.skid,
+            "encryption_kid": keys.ekid, "fingerprint": keys.fingerprint()}
+
+
+def _signatures(inp: dict[str, Any]) -> Any:
+    keys = party_keys(inp["signer"])
+    if inp["op"] == "sign":
+        return {"signing_input": _text(signing_input(inp["object"])),
+                "signed": sign_json(inp["object"], keys.node_id, keys.signing_key)}
+    verify_signed_json(inp["object"], keys.node_id, keys.signing_key.verify_key)
+    return {"valid": True}
+
+
+def _cards(inp: dict[str, Any]) -> Any:
+    op = inp["op"]
+    if op == "make":
+        keys = party_keys(inp["party"])
+        previous = party_keys(inp["previous"]) if inp.get("previous") else None
+        card = make_card(keys, name=inp["name"], base_url=inp["base_url"],
+                         valid_from=parse_time(inp["valid_from"]), valid_until=parse_time(inp["valid_until"]),
+                         previous=previous)
+        return {"card": card.to_json(), "fingerprint": card.fingerprint()}
+    if op == "verify":
+        verify_card(NodeCard.from_json(inp["card"]), parse_time(inp["now"]))
+    elif op == "rotate":
+        verify_rotation(NodeCard.from_json(inp["old_card"]), NodeCard.from_json(inp["new_card"]),
+                        parse_time(inp["now"]))
+    elif op == "revoke":
+        keys = party_keys(inp["party"])
+        statement = make_revocation(keys, inp["kid"], revoked_at=parse_time(inp["now"]), reason=inp["reason"])
+        revocation = verify_revocation(statement, party_card(inp["party"]))
+        return {"statement": statement, "kid": revocation.kid}
+    else:
+        revocation = verify_revocation(inp["statement"], NodeCard.from_json(inp["card"]))
+        return {"kid": revocation.kid}
+    return {"valid": True}
+
+
+def _seal(inp: dict[str, Any]) -> Any:
+    sender, recipient = party_keys(inp["sender"]), party_card(inp["recipient"])
+    sealed = seal(keys=sender, recipient=recipient, msg_type=inp["type"], body=inp["body"],
+                  thread=inp["thread"], now=parse_time(inp["now"]), prev=inp["prev"],
+                  agreement=inp["agreement"], ttl=timedelta(seconds=inp["ttl_seconds"]),
+                  message_id=inp["message_id"], nonce=b64decode(inp["nonce"], length=24),
+                  validate=inp.get("validate", True))
+    return {"inner": _text(sealed.inner_bytes), "message_hash": sealed.message_hash,
+            "envelope": _text(sealed.data)}
+
+
+def _open(inp: dict[str, Any]) -> tuple[OpenedMessage, datetime]:
+    data = b64decode(inp["envelope_b64"]) if "envelope_b64" in inp else inp["envelope"].encode("utf-8")
+    data += b" " * max(0, inp.get("pad_to", 0) - len(data))
+    receiver = party_keys(inp["receiver"])
+    directory = StaticDirectory([party_card(p) for p in inp["partners"]], frozenset(inp.get("revoked", [])))
+    history = StaticHistory(inp.get("seen", []), inp.get("chain_heads", []))
+    now = parse_time(inp["now"])
+    return open_envelope(data, keys=receiver, directory=directory, history=history, now=now), now
+
+
+def _opened(inp: dict[str, Any]) -> Any:
+    opened, now = _open(inp)
+    if "consent_origin" in inp:
+        origin = party_keys(inp["consent_origin"])
+        check_handover(opened.body, opened.header.recipient, now, origin.signing_key.verify_key,
+                       sender=opened.header.sender)
+    return {"id": opened.header.id, "type": opened.header.type, "from": opened.header.sender,
+            "thread": opened.header.thread, "prev": opened.prev, "agreement": opened.agreement,
+            "body": opened.body, "message_hash": opened.message_hash}
+
+
+def _chain(inp: dict[str, Any]) -> Any:
+    messages = [m.encode("utf-8") for m in inp["messages"]]
+    verify_chain(messages)
+    return {"hashes": [message_hash(m) for m in messages]}
+
+
+def _receipts(inp: dict[str, Any]) -> Any:
+    if inp["op"] == "make":
+        opened, _ = _open(inp)
+        receipt = make_receipt(party_keys(inp["receiver"]), opened, parse_time(inp["received_at"]))
+        return {"receipt": receipt}
+    verified = verify_receipt(inp["receipt"], party_card(inp["receiver"]), message_id=inp.get("message_id"),
+                              content_hash=inp.get("content_hash"))
+    return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
+
+
+KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
+    "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
+    "receipts": _receipts,
+}
+
+
+def compute(kind: str, inp: dict[str, Any]) -> Outcome:
+    """Run one vector's input through the library.
+
+    Returns:
+        ``("expected", value)`` on success or ``("error", code)`` for a ``ProtocolError``.
+    """
+    try:
+        return "expected", KINDS[kind](inp)
+    except ProtocolError as exc:
+        return "error", exc.code
+
+
+def recorded(vector: dict[str, Any]) -> Outcome:
+    """What a vector records: ``("expected", value)`` or ``("error", code)``."""
+    return ("error", vector["error"]) if "error" in vector else ("expected", vector["expected"])
+
+
+def load_files(directory: Path = VECTOR_DIR) -> dict[str, dict[str, Any]]:
+    """Every vector file in ``directory`` (``*.json`` except ``sample_bodies.json``), by file name."""
+    return {p.name: json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))
+            if p.name != "sample_bodies.json"}
+
+
+def check_all(directory: Path = VECTOR_DIR) -> list[str]:
+    """Recompute every vector; return one line per mismatch (empty when all pass)."""
+    problems = []
+    for name, doc in load_files(directory).items():
+        for index, vector in enumerate(doc["vectors"]):
+            got = compute(doc["kind"], vector["input"])
+            if got != recorded(vector):
+                problems.append(f"{name}[{index}] {vector['description']}: got {got[0]} {str(got[1])[:80]}")
+    return problems
