@@ -82,7 +82,10 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    # Our indexes live on fast storage; with the default random_page_cost of 4 PostgreSQL prefers sequential
+    # scans to count common-name matches (32 ms instead of 9.5 ms at 100,000 cases).
+    connect_args = {"options": "-c random_page_cost=1.1"} if url.startswith("postgresql") else {}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def make_sessionmaker(engine: sa.Engine) -> orm.sessionmaker[orm.Session]:

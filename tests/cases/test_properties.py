@@ -1,0 +1,235 @@
+"""Property tests: whatever a client sends, the case API answers 2xx or 4xx, never a 500, and the schemas
+either load a body or raise their validation error, nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from urllib.parse import quote
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from node.cases.schemas import (
+    CaseCreateSchema,
+    CasePatchSchema,
+    ConsentCreateSchema,
+    InterventionCreateSchema,
+    ProgressNoteCreateSchema,
+    SafeguardsWriteSchema,
+)
+from node.cases.search import REFERENCE_RE, words
+from tests.cases.casedata import create_case, minimal_case
+
+ODD_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "a\nb",
+        "\u202e",
+        "Šehić",
+        "الجبوري",
+        "\ud800",
+        "x" * 300,
+        "2026-02-30",
+        "1e999",
+        "NaN",
+        "-1",
+        "GI-2026-0001",
+        "ZZ",
+        "se",
+        "<script>",
+    ]
+)
+TEXT = st.one_of(st.text(max_size=40), ODD_TEXT)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
+DATES = st.one_of(st.dates().map(lambda d: d.isoformat()), TEXT, SCALARS)
+
+
+def _maybe(keys: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Dictionaries with any subset of ``keys``, each value plausible or arbitrary, and sometimes extras."""
+    return st.fixed_dictionaries({}, optional={k: st.one_of(v, JSON) for k, v in keys.items()}).flatmap(
+        lambda body: (
+            st.dictionaries(TEXT, JSON, max_size=2).map(lambda extra: {**extra, **body}) | st.just(body)
+        )
+    )
+
+
+RETURNEE = _maybe(
+    {
+        "given_names": TEXT,
+        "family_name": TEXT,
+        "given_names_native": TEXT,
+        "family_name_native": TEXT,
+        "date_of_birth": DATES,
+        "sex_or_gender": TEXT,
+        "nationality": st.sampled_from(["SE", "ba", "XK", "QQ"]),
+        "languages": st.lists(st.sampled_from(["sv", "ar-IQ", "bs-Latn-BA", "x", "tw"]), max_size=3),
+        "contact": _maybe({"phone": TEXT, "email": TEXT, "address": TEXT, "notes": TEXT}),
+    }
+)
+CASE_BODY = _maybe(
+    {
+        "returnee": RETURNEE,
+        "destination_country": st.sampled_from(["BA", "iq", "GH", "ZZ", ""]),
+        "destination_locality": TEXT,
+        "destination_partner": st.sampled_from(["ba.cldd-sarajevo", "x"]),
+        "assigned_user_id": st.integers(),
+        "team": TEXT,
+        "household": st.lists(
+            _maybe(
+                {
+                    "relation": st.sampled_from(["child", "spouse", "x"]),
+                    "date_of_birth": DATES,
+                    "travelling": SCALARS,
+                }
+            ),
+            max_size=3,
+        ),
+        "intake": st.dictionaries(
+            st.sampled_from(["family", "health", "work", "hobbies"]),
+            _maybe(
+                {
+                    "text": TEXT,
+                    "education_level": st.integers(-1, 9),
+                    "occupations": st.lists(TEXT, max_size=3),
+                }
+            ),
+            max_size=3,
+        ),
+        "plan": _maybe(
+            {
+                "end_date": DATES,
+                "milestones": st.lists(
+                    _maybe({"title": TEXT, "due_date": DATES, "done": SCALARS}), max_size=3
+                ),
+            }
+        ),
+    }
+)
+CONSENT_BODY = _maybe(
+    {
+        "recipients": st.lists(st.sampled_from(["ba.cldd-sarajevo", "Not A Node"]), max_size=3),
+        "categories": st.lists(st.sampled_from(["identity", "health", "plan", "bogus"]), max_size=4),
+        "purpose": TEXT,
+        "method": st.sampled_from(["signed_form", "digital", "shout"]),
+        "valid_until": DATES,
+        "language": TEXT,
+        "interpreter": TEXT,
+        "given_at": TEXT,
+    }
+)
+INTERVENTION_BODY = _maybe(
+    {
+        "kind": st.sampled_from(["job", "housing", "magic"]),
+        "amount": SCALARS,
+        "currency": st.sampled_from(["SEK", "bam", "XXX", ""]),
+        "start_date": DATES,
+        "end_date": DATES,
+        "status": TEXT,
+        "provider": TEXT,
+    }
+)
+NAMES = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
+VALID_CASE = st.fixed_dictionaries(
+    {
+        "returnee": st.fixed_dictionaries(
+            {
+                "given_names": NAMES,
+                "family_name": NAMES,
+                "date_of_birth": st.dates(dt.date(1900, 1, 1), dt.date(2026, 11, 23)).map(dt.date.isoformat),
+            },
+            optional={"given_names_native": NAMES, "family_name_native": NAMES},
+        ),
+        "destination_country": st.sampled_from(["BA", "IQ", "GH", "XK"]),
+    }
+)
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SETTINGS
+@given(body=st.one_of(VALID_CASE, CASE_BODY, JSON))
+def test_creating_a_case_never_fails_with_500(client, counsellor, body):
+    response = client.post(
+        "/api/v1/cases", data=json.dumps(body), content_type="application/json", headers=counsellor.headers
+    )
+    assert response.status_code in (201, 400, 422), response.get_json()
+    if response.status_code == 201:
+        case = response.get_json()
+        assert client.get(f"/api/v1/cases/{case['id']}", headers=counsellor.headers).status_code == 200
+    else:
+        assert response.mimetype == "application/problem+json"
+
+
+@SETTINGS
+@given(
+    consent=st.one_of(CONSENT_BODY, JSON),
+    intervention=st.one_of(INTERVENTION_BODY, JSON),
+    patch=st.one_of(_maybe({"status": TEXT, "returnee": RETURNEE, "version": SCALARS}), JSON),
+)
+def test_writing_records_never_fails_with_500(client, counsellor, consent, intervention, patch):
+    case = create_case(client, counsellor, minimal_case())
+    base = f"/api/v1/cases/{case['id']}"
+    for method, path, body in (
+        ("post", "/consents", consent),
+        ("post", "/interventions", intervention),
+        ("patch", "", patch),
+        ("put", "/child-safeguards", patch),
+        ("put", "/plan", patch),
+        ("post", "/notes", patch),
+    ):
+        response = getattr(client, method)(
+            base + path,
+            data=json.dumps(body),
+            content_type="application/json",
+            headers={**counsellor.headers, "If-Match": '"1"'},
+        )
+        assert response.status_code in (200, 201, 400, 409, 412, 422, 428), (path, response.get_json())
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.one_of(CASE_BODY, JSON), other=JSON)
+def test_schemas_load_or_raise_validation_errors_only(body, other):
+    for schema, data in (
+        (CaseCreateSchema(), body),
+        (CasePatchSchema(), body),
+        (ConsentCreateSchema(), other),
+        (InterventionCreateSchema(), other),
+        (ProgressNoteCreateSchema(), other),
+        (SafeguardsWriteSchema(), other),
+    ):
+        try:
+            schema.load(data)
+        except ValidationError as exc:
+            assert isinstance(exc.messages, dict | list)
+
+
+@SETTINGS
+@given(body=VALID_CASE)
+def test_a_case_is_found_by_every_name_it_has(client, counsellor, body):
+    response = client.post("/api/v1/cases", json=body, headers=counsellor.headers)
+    assume(response.status_code == 201)  # e.g. a name of only spaces is refused
+    case = response.get_json()
+    for name in body["returnee"].values():
+        assume(not REFERENCE_RE.fullmatch(name.strip()))
+        if name == body["returnee"]["date_of_birth"] or not words(name):
+            continue
+        found = client.get(f"/api/v1/cases?q={quote(name[:100])}&per_page=100", headers=counsellor.headers)
+        assert found.status_code == 200, found.get_json()
+        assert case["id"] in [item["id"] for item in found.get_json()["items"]], name
