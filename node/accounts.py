@@ -24,7 +24,7 @@ from .db import Base, UTCDateTime
 ROLES = ("admin", "counsellor", "adviser", "coordinator")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 MIN_PASSWORD_LENGTH = 12
-TOKEN_PREFIX = "ccm_"
+TOKEN_PREFIX = "ccm_"  # noqa: S105 - a prefix, not a secret
 
 _hasher = PasswordHasher()
 

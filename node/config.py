@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 CONFIG_FILE = "node.toml"
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name
 DATABASE_FILE = "node.db"
 #: A node id: ISO 3166 country code, a dot, the organisation's short name (as in SPEC.md).
 NODE_ID_RE = re.compile(r"^[a-z]{2}\.[a-z0-9][a-z0-9-]{1,62}$")

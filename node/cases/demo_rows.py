@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .demo import NamePool, Origin
 
 CATEGORIES_BASE = ("identity", "contact", "education", "work", "wishes", "plan")
-METHODS = ("signed_form", "signed_form", "witnessed_verbal", "digital")
+METHODS = ("written_signature", "written_signature", "oral_witnessed", "digital_signature")
 OCCUPATIONS = ("car mechanic", "tailor", "farmer", "cook", "driver", "hairdresser", "electrician", "teacher",
                "shop assistant", "carpenter", "nurse assistant", "welder", "IT support", "baker", "mason")
 SKILLS = ("welding", "bookkeeping", "driving licence B", "sewing", "customer service", "Microsoft Office",
@@ -227,7 +227,7 @@ def _consent(rows: CaseRows, rng: random.Random, case_id: str, created: dt.datet
         interpreter = f"{person[0][0]} {person[1][0]}"
     rows.consents.append({
         "id": consent_id, "case_id": case_id, "categories": categories, "recipients": [origin.partner],
-        "purpose": "Handover of the case to the partner organisation for reintegration support",
+        "purpose": "reintegration_support",
         "valid_until": (given_at + dt.timedelta(days=rng.choice((365, 540, 730)))).date(),
         "method": rng.choice(METHODS), "language": rng.choice(origin.languages)[0],
         "interpreter": interpreter,

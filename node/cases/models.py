@@ -35,7 +35,10 @@ RESPONSIBLE_SIDES = ("origin", "destination", "returnee", "shared")
 INTAKE_SECTIONS = ("family", "health", "background", "education", "work", "wishes", "future_work")
 CONSENT_CATEGORIES = ("identity", "contact", "family", "health", "background", "education", "work", "wishes",
                       "plan")
-CONSENT_METHODS = ("signed_form", "witnessed_verbal", "digital", "other")
+#: How consent was given, and what it may be used for: the protocol's own values (SPEC.md 9.2, 9.3), since the
+#: consent record travels with every handover.
+CONSENT_METHODS = ("written_signature", "digital_signature", "oral_witnessed")
+CONSENT_PURPOSES = ("return_preparation", "reintegration_support", "follow_up")
 CONSENT_STATUSES = ("pending", "active", "expired", "withdrawn")
 INTERVENTION_KINDS = ("education", "business_course", "job", "housing", "documents", "health",
                       "financial_support", "other")

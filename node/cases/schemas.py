@@ -29,6 +29,7 @@ from .fields import (
 from .models import (
     CONSENT_CATEGORIES,
     CONSENT_METHODS,
+    CONSENT_PURPOSES,
     HOUSEHOLD_RELATIONS,
     INTAKE_SECTIONS,
     INTERVENTION_KINDS,
@@ -218,7 +219,8 @@ class ConsentCreateSchema(Schema):
                              metadata={"description": "Node ids of the organisations that may receive it"})
     categories = fields.List(_one_of(CONSENT_CATEGORIES), required=True,
                              validate=validate.Length(min=1, max=len(CONSENT_CATEGORIES)))
-    purpose = Text(1000, min_length=1, multiline=True, required=True)
+    purpose = _one_of(CONSENT_PURPOSES, required=True,
+                      metadata={"description": "return_preparation, reintegration_support or follow_up"})
     method = _one_of(CONSENT_METHODS, required=True)
     valid_until = SaneDate(required=True)
     language = LanguageTag(allow_none=True, metadata={"description": "Language the consent was given in"})

@@ -10,8 +10,8 @@ from tests.cases.casedata import create_case, if_match, minimal_case
 CONSENT = {
     "recipients": ["ba.cldd-sarajevo"],
     "categories": ["identity", "education", "work", "plan"],
-    "purpose": "Handover for reintegration support",
-    "method": "signed_form",
+    "purpose": "reintegration_support",
+    "method": "written_signature",
     "valid_until": "2027-06-30",
 }
 SAFEGUARDS = {
@@ -53,7 +53,7 @@ def test_full_consent_body_and_deduplication(client, counsellor):
         "interpreter": "Jasmina Begić",
         "given_at": "2026-11-22T15:30:00+01:00",
         "recipients": ["ba.cldd-sarajevo", "ba.cldd-sarajevo", "se.cldd-stockholm"],
-        "method": "witnessed_verbal",
+        "method": "oral_witnessed",
     }
     consent = client.post(_consents(case["id"]), headers=counsellor.headers, json=body).get_json()
     assert consent["categories"] == ["identity", "health"]

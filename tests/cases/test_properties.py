@@ -125,8 +125,8 @@ CONSENT_BODY = _maybe(
     {
         "recipients": st.lists(st.sampled_from(["ba.cldd-sarajevo", "Not A Node"]), max_size=3),
         "categories": st.lists(st.sampled_from(["identity", "health", "plan", "bogus"]), max_size=4),
-        "purpose": TEXT,
-        "method": st.sampled_from(["signed_form", "digital", "shout"]),
+        "purpose": st.sampled_from(["reintegration_support", "follow_up", "marketing"]),
+        "method": st.sampled_from(["written_signature", "oral_witnessed", "shout"]),
         "valid_until": DATES,
         "language": TEXT,
         "interpreter": TEXT,

@@ -325,8 +325,8 @@ def test_timeline_lists_everything_in_order(client, counsellor, clock):
         json={
             "recipients": ["iq.cldd-baghdad"],
             "categories": ["identity", "plan"],
-            "purpose": "Handover",
-            "method": "signed_form",
+            "purpose": "return_preparation",
+            "method": "written_signature",
             "valid_until": "2027-12-31",
         },
     ).get_json()

@@ -1,4 +1,4 @@
-"""The API's one error shape (RFC 9457 problem details), strict JSON, size limits, and the OpenAPI document."""
+"""The API's one error shape (RFC 9457 problem details), strict JSON, size limits, the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 from node.accounts import User
 
 MakeUser = Callable[..., tuple[User, str]]
-MINIMAL = b'{"returnee": {"given_names": "Amir", "family_name": "Hasanovi\\u0107", "date_of_birth": "1990-04-02"},' \
-          b' "destination_country": "BA"}'
+MINIMAL = (b'{"returnee": {"given_names": "Amir", "family_name": "Hasanovi\\u0107",'
+           b' "date_of_birth": "1990-04-02"}, "destination_country": "BA"}')
 
 
 def _problem(response) -> dict:  # type: ignore[no-untyped-def]

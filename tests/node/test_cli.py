@@ -45,8 +45,8 @@ def test_init_creates_config_secret_and_schema(node_dir: tuple[Path, list[str]],
 
 def test_init_twice_is_refused(node_dir: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     data, _ = node_dir
-    code, _, err = run(capsys, "init", "--data-dir", str(data), "--node-id", "ba.cldd-sarajevo", "--name", "x",
-                       "--url", "http://x")
+    code, _, err = run(capsys, "init", "--data-dir", str(data), "--node-id", "ba.cldd-sarajevo",
+                       "--name", "x", "--url", "http://x")
     assert code == 2 and err.count("\n") == 1 and "already" in err
 
 
@@ -75,7 +75,7 @@ def test_users_tokens_and_audit(node_dir: tuple[Path, list[str]], capsys: pytest
 def test_refused_commands_print_one_line(node_dir: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str],
                                          argv: list[str], code: int, fragment: str) -> None:
     data, _ = node_dir
-    got, out, err = run(capsys, "--data-dir", str(data), *argv)
+    got, _out, err = run(capsys, "--data-dir", str(data), *argv)
     assert got == code and fragment in err and err.count("\n") == 1 and "Traceback" not in err
 
 
@@ -111,5 +111,5 @@ def test_audit_verify_names_a_tampered_entry(node_dir: tuple[Path, list[str]],
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_log SET object_id = '999' WHERE seq = 2"))
     engine.dispose()
-    code, out, err = run(capsys, *d, "audit", "verify")
+    code, _out, err = run(capsys, *d, "audit", "verify")
     assert code == 1 and "entry 2" in err and "BROKEN" in err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import ConfigError, DEFAULT_STAGES, default_prefix, load_config, write_config
+from node.config import DEFAULT_STAGES, ConfigError, default_prefix, load_config, write_config
 
 
 def test_written_config_loads_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
