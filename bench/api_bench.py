@@ -119,19 +119,21 @@ def run_backend(backend: str, cases: int, samples: int) -> None:
 
         page = http.get(f"{base}/cases", params={"per_page": 100}, timeout=10).json()["items"]
         ids = [c["id"] for c in page]
-        names = [c["returnee"]["family_name"][:4] for c in page if c["returnee"].get("family_name")]
+        names = [c["family_name"][:4] for c in page if c.get("family_name")]
+        names += [c["family_name_native"][:3] for c in page if c.get("family_name_native")]
         rng = random.Random(1)
         countries = ["BA", "IQ", "GH", "AF", "XK", "SO", "TN", "KE"]
         statuses = ["open", "handed_over", "in_reintegration", "closed"]
+        stages = ["documents", "housing", "education", "employment", "journey", "arrival"]
         results = [
             measure("search by name (q=prefix)", samples,
                     lambda i: http.get(f"{base}/cases", params={"q": rng.choice(names)}, timeout=10)),
             measure("search by filter (status+destination)", samples,
                     lambda i: http.get(f"{base}/cases", params={"status": rng.choice(statuses),
                                                                 "destination": rng.choice(countries)}, timeout=10)),
-            measure("search by stage", samples,
-                    lambda i: http.get(f"{base}/cases", params={"stage": "housing",
-                                                                "stage_status": "in_progress"}, timeout=10)),
+            measure("search by current stage + destination", samples,
+                    lambda i: http.get(f"{base}/cases", params={"stage": rng.choice(stages),
+                                                                "destination": rng.choice(countries)}, timeout=10)),
             measure("case page (case + timeline)", samples,
                     lambda i: _case_page(http, base, rng.choice(ids))),
             measure("case create", samples,
@@ -143,7 +145,10 @@ def run_backend(backend: str, cases: int, samples: int) -> None:
         print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 sync workers")
         for name, p50, p99 in results:
             print(f"  {name:40s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-        print(f"  idle node PSS (master + {nworkers} workers)    {idle / 1024:7.1f} MB")
+        time.sleep(1.0)
+        warm = pss_kb(proc.pid) + sum(pss_kb(c) for c in children(proc.pid))
+        print(f"  idle node PSS (master + {nworkers} workers)    {idle / 1024:7.1f} MB at start, "
+              f"{warm / 1024:.1f} MB idle after the run")
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
