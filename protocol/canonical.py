@@ -33,7 +33,9 @@ from .errors import MalformedError, NonCanonicalError
 MAX_DEPTH = 32
 MAX_SAFE_INTEGER = 2**53 - 1
 # The one fast encoder, built once (as python-canonicaljson does); see fast_path_applies for when it is exact.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+# Without the circular-reference bookkeeping a cycle ends in RecursionError, which callers turn into an error.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"),
+                            check_circular=False)
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -168,18 +170,17 @@ def _refuse_float(number: str) -> float:
 
 def _canonical_int(text: str) -> int:
     # JSON's integer grammar has no leading zeros, so "-0" is the only integer text that is not canonical.
-    if text == "-0":
-        raise _NotPlain
-    return _int(text)
+    # Anything longer than the safe range's 16 digits, or outside it, is left to the strict path.
+    if len(text) <= 17 and text != "-0":
+        value = int(text)
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return value
+    raise _NotPlain
 
 
-# Lead bytes of 4-byte UTF-8 sequences (characters above U+FFFF): only with such characters can UTF-16 and
-# code-point key order differ.
-_ASTRAL_LEAD_BYTES = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 # An escape other than the one RFC 8785 writes: it escapes only '"', '\\' (both removed before this is
 # applied), the five short forms and the other controls as lowercase \u00xx; everything else is written raw.
 _NON_CANONICAL_ESCAPE_RE = re.compile(rb'\\(?:[^"bfnrtu]|u(?!00(?:0[0-7bef]|1[0-9a-f])))')
-_JSON_WHITESPACE = (b" ", b"\n", b"\r", b"\t")
 _UNIFY_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
@@ -222,27 +223,41 @@ def _quick_loads_canonical(data: bytes) -> Any:
     non-canonical escape (see ``_skeleton``; raw control characters are refused by the parser), integers
     other than ``-0`` (JSON allows no leading zeros), and no whitespace outside strings.
     """
-    if not data.isascii() and any(lead in data for lead in _ASTRAL_LEAD_BYTES):
+    # Lead bytes F0-F4 start the 4-byte UTF-8 sequences (characters above U+FFFF): only with such characters
+    # can UTF-16 and code-point key order differ.
+    if not data.isascii() and (
+        b"\xf0" in data or b"\xf1" in data or b"\xf2" in data or b"\xf3" in data or b"\xf4" in data
+    ):
         return None
     members = 0
 
     def sorted_members(obj: dict[str, Any]) -> dict[str, Any]:
         nonlocal members
-        keys = list(obj)
-        if keys != sorted(keys):
-            raise _NotPlain
-        members += len(keys)
+        size = len(obj)
+        members += size
+        if size == 2:
+            first, second = obj
+            if not first < second:
+                raise _NotPlain
+        elif size > 2:
+            keys = list(obj)
+            if keys != sorted(keys):
+                raise _NotPlain
         return obj
 
+    decoder = json.JSONDecoder(object_hook=sorted_members, parse_float=_refuse_float, parse_int=_canonical_int,
+                               parse_constant=_constant)
     try:
-        value = json.loads(data.decode("utf-8"), object_hook=sorted_members, parse_float=_refuse_float,
-                           parse_int=_canonical_int, parse_constant=_constant)
+        text = data.decode("utf-8")
+        value, end = decoder.raw_decode(text)
     except (ValueError, RecursionError, _NotPlain, MalformedError):
+        return None
+    if end != len(text):
         return None
     skeleton = _skeleton(data)
     if (
         skeleton is None
-        or any(space in skeleton for space in _JSON_WHITESPACE)
+        or b" " in skeleton or b"\n" in skeleton or b"\r" in skeleton or b"\t" in skeleton
         or skeleton.count(b":") != members
         or _nesting_exceeds(skeleton, MAX_DEPTH)
     ):
@@ -296,6 +311,9 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 
+_MAX_VISITS = 500_000
+
+
 def fast_path_applies(value: Any) -> bool:
     """Whether ``json.dumps`` (sorted, compact, UTF-8) is byte-identical to RFC 8785 for ``value``.
 
@@ -303,22 +321,28 @@ def fast_path_applies(value: Any) -> bool:
     the I-JSON safe range (no floats, no other types).
     """
     stack = [value]
+    budget = _MAX_VISITS  # a self-referencing structure would loop forever; the reference path refuses it
     while stack:
+        budget -= 1
+        if budget < 0:
+            return False
         item = stack.pop()
         kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
+        # Strings, the commonest leaves, are skipped where they are met instead of going through the stack.
         if kind is dict:
             for key, member in item.items():
                 if type(key) is not str or not key.isascii():
                     return False
-                stack.append(member)
+                if type(member) is not str:
+                    stack.append(member)
         elif kind is list:
-            stack.extend(item)
+            for member in item:
+                if type(member) is not str:
+                    stack.append(member)
         elif kind is int:
             if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 return False
-        else:
+        elif kind is not bool and item is not None and kind is not str:
             return False
     return True
 
@@ -344,9 +368,14 @@ _B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 
 def b64encode(data: bytes) -> str:
     """base64url (RFC 4648 section 5) without ``=`` padding: the protocol's only binary-to-text encoding."""
+    return b64encode_ascii(data).decode("ascii")
+
+
+def b64encode_ascii(data: bytes) -> bytes:
+    """``b64encode`` as ASCII bytes, to splice a long value into canonical bytes without a detour via str."""
     standard = binascii.b2a_base64(data, newline=False).rstrip(b"=")
     # Two bytes.replace calls run several times faster than bytes.translate here.
-    return standard.replace(b"+", b"-").replace(b"/", b"_").decode("ascii")
+    return standard.replace(b"+", b"-").replace(b"/", b"_")
 
 
 def b64decode(text: str, *, length: int | None = None) -> bytes:
@@ -367,9 +396,10 @@ def b64decode(text: str, *, length: int | None = None) -> bytes:
     if mask is not None and _B64_VALUE.get(text[-1], 0) & mask:
         raise MalformedError("non-canonical base64url (unused bits set)")
     try:
-        standard = (text.encode("ascii") + b"=" * (-len(text) % 4)).replace(b"-", b"+").replace(b"_", b"/")
+        # a2b_base64 takes ASCII text as is (and refuses other text with ValueError).
+        standard = (text + "=" * (-len(text) % 4)).replace("-", "+").replace("_", "/")
         raw = binascii.a2b_base64(standard, strict_mode=True)
-    except (binascii.Error, ValueError):  # UnicodeEncodeError (not ASCII) is a ValueError
+    except (binascii.Error, ValueError):
         raise MalformedError("not unpadded base64url") from None
     if length is not None and len(raw) != length:
         raise MalformedError(f"expected {length} bytes")

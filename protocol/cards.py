@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import nacl.signing
@@ -77,11 +78,11 @@ class NodeCard:
     replaces: str | None
     signatures: Mapping[str, Mapping[str, str]]
 
-    @property
+    @cached_property
     def skid(self) -> str:
         return key_id(self.signing_key)
 
-    @property
+    @cached_property
     def ekid(self) -> str:
         return key_id(self.encryption_key)
 

@@ -2,7 +2,7 @@
 
 Every binary field is base64url without padding. The envelope is one JSON object in RFC 8785 canonical form::
 
-    {"ct":…,"created":…,"ekid":…,"expires":…,"from":…,"id":…,"nonce":…,"rkid":…,"sig":…,"skid":…,
+    {"created":…,"ct":…,"ekid":…,"expires":…,"from":…,"id":…,"nonce":…,"rkid":…,"sig":…,"skid":…,
      "thread":…,"to":…,"type":…,"v":1}
 
 ``sig`` signs the canonical JSON of the envelope without ``sig``. ``ct`` is the crypto_box of the canonical
@@ -17,9 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from .canonical import b64decode, b64encode, canonical_bytes
+from .canonical import b64decode, b64encode, b64encode_ascii, canonical_bytes
 from .errors import MalformedError, UnsupportedVersionError
 from .keys import check_node_id
 from .times import format_time, parse_time
@@ -38,11 +39,19 @@ HEADER_FIELDS = ("v", "id", "type", "from", "to", "created", "expires", "thread"
 KEY_FIELDS = ("skid", "ekid", "rkid", "nonce")
 ENVELOPE_FIELDS = frozenset((*HEADER_FIELDS, *KEY_FIELDS, "ct", "sig"))
 INNER_FIELDS = frozenset({"header", "prev", "agreement", "body", "signatures"})
+_HEADER_FIELD_SET = frozenset(HEADER_FIELDS)
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
 _TYPE_RE = re.compile(r"[a-z][a-z_]{0,31}")
 _AGREEMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _HASH_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+# The common envelope (see parse_plain_envelope) cut at every '"': "{", then per string member its name, ":",
+# its value and ",", and last "v" and ":1}".
+_STRING_MEMBERS = tuple(sorted(ENVELOPE_FIELDS - {"v"}))
+_STRING_MEMBER_NAMES = [name.encode("ascii") for name in _STRING_MEMBERS]
+_PLAIN_PIECES = 4 * len(_STRING_MEMBERS) + 3
+_CT_VALUE = _STRING_MEMBERS.index("ct")
+_CONTROL_RE = re.compile(rb"[\x00-\x1f]")
 
 
 def check_id(value: object, what: str = "id") -> str:
@@ -109,11 +118,16 @@ class Header:
     expires: datetime
     thread: str
 
+    @cached_property
+    def _times(self) -> tuple[str, str]:
+        # Formatted once: seal writes the header twice (inner document and envelope).
+        return format_time(self.created), format_time(self.expires)
+
     def to_json(self) -> dict[str, Any]:
+        created, expires = self._times
         return {
             "v": ENVELOPE_VERSION, "id": self.id, "type": self.type, "from": self.sender,
-            "to": self.recipient, "created": format_time(self.created), "expires": format_time(self.expires),
-            "thread": self.thread,
+            "to": self.recipient, "created": created, "expires": expires, "thread": self.thread,
         }
 
     @classmethod
@@ -175,14 +189,13 @@ class Envelope:
         """
         members = self.header.to_json()
         members.update(skid=self.skid, ekid=self.ekid, rkid=self.rkid, nonce=b64encode(self.nonce))
-        ct_member = b'"ct":"' + b64encode(self.ct).encode("ascii") + b'"'
-        pieces = (
-            _inner_members({k: v for k, v in members.items() if k < "ct"}), ct_member,
-            _inner_members({k: v for k, v in members.items() if "ct" < k < "sig"}),
-        )
-        head = b"{" + b",".join(piece for piece in pieces if piece)
-        tail = _inner_members({k: v for k, v in members.items() if k > "sig"})
-        return head, (b"," + tail if tail else b"") + b"}"
+        unsigned = canonical_bytes(members)
+        # Inside a canonical string every '"' is escaped, so ',"ekid":' and ',"skid":' occur only where these
+        # members start: "ct" sorts just before "ekid", and "sig" just before "skid".
+        at_ct, at_sig = unsigned.index(b',"ekid":'), unsigned.index(b',"skid":')
+        ct = b64encode_ascii(self.ct)
+        head = b"".join((unsigned[:at_ct], b',"ct":"', ct, b'"', unsigned[at_ct:at_sig]))
+        return head, unsigned[at_sig:]
 
     @classmethod
     def from_json(cls, doc: object) -> Envelope:
@@ -200,25 +213,73 @@ class Envelope:
         ct = doc["ct"]
         if not isinstance(ct, str) or len(ct) > MAX_ENVELOPE_BYTES:
             raise MalformedError("ct: expected base64url")
-        return cls(
-            header=Header.from_json(doc),
-            skid=check_id(doc["skid"], "skid"),
-            ekid=check_id(doc["ekid"], "ekid"),
-            rkid=check_id(doc["rkid"], "rkid"),
-            nonce=b64decode(doc["nonce"], length=NONCE_BYTES),
-            ct=b64decode(ct),
-            sig=b64decode(doc["sig"], length=SIGNATURE_BYTES),
-        )
+        return cls.from_members(doc, None)
+
+    @classmethod
+    def from_members(cls, doc: Mapping[str, Any], ct: bytes | None) -> Envelope:
+        """Each field's form, for a document with exactly the envelope members (``from_json`` checks that).
+
+        Args:
+            doc: the envelope document.
+            ct: ``doc["ct"]`` already decoded, or None to decode it here.
+        Raises:
+            MalformedError: a field out of its form.
+        """
+        header = Header.from_json(doc)
+        skid = check_id(doc["skid"], "skid")
+        ekid = check_id(doc["ekid"], "ekid")
+        rkid = check_id(doc["rkid"], "rkid")
+        nonce = b64decode(doc["nonce"], length=NONCE_BYTES)
+        if ct is None:
+            ct = b64decode(doc["ct"])
+        sig = b64decode(doc["sig"], length=SIGNATURE_BYTES)
+        return cls(header=header, skid=skid, ekid=ekid, rkid=rkid, nonce=nonce, ct=ct, sig=sig)
 
 
-def _inner_members(doc: dict[str, Any]) -> bytes:
-    # Keys are ASCII, so comparing them as str is the canonical (UTF-16) order.
-    return canonical_bytes(doc)[1:-1]
+def parse_plain_envelope(data: bytes) -> tuple[dict[str, Any], Envelope] | None:
+    """Steps 2-4 at once for a common envelope: ``(doc, envelope)``, or None for any other bytes.
+
+    None means "not recognised", never "invalid": the caller then runs ``loads_canonical`` and
+    ``Envelope.from_json``, which decide and raise the error of the first failing step. Common means:
+    exactly the envelope members, ``v`` the integer 1, ``ct`` base64url and every other value a string of
+    printable ASCII other than ``"`` and ``\\``. Such bytes, cut at every ``"``, show the members in
+    canonical order with only ``:`` and ``,`` between them; they are strict JSON in canonical form (nothing
+    to escape, no whitespace, sorted unique names), and ``doc`` equals ``loads_canonical(data)``. The field
+    checks then run as in ``from_json`` (``ct`` is decoded first: on its own it proves ``ct`` plain). The
+    property tests compare both paths; this one skips the JSON parse of ``ct``, nearly all of the envelope.
+    """
+    if b"\\" in data or not data.isascii():
+        return None
+    pieces = data.split(b'"')
+    if (
+        len(pieces) != _PLAIN_PIECES
+        or pieces[0] != b"{"
+        or pieces[-2:] != [b"v", b":1}"]
+        or pieces[1:-2:4] != _STRING_MEMBER_NAMES
+        or pieces[2:-2:4].count(b":") != len(_STRING_MEMBERS)
+        or pieces[4:-2:4].count(b",") != len(_STRING_MEMBERS)
+    ):
+        return None
+    values = pieces[3:-2:4]
+    ct_text = values[_CT_VALUE].decode("ascii")
+    values[_CT_VALUE] = b""
+    if _CONTROL_RE.search(b" ".join(values)):
+        return None
+    try:
+        ct = b64decode(ct_text)
+    except MalformedError:
+        return None
+    doc: dict[str, Any] = {
+        name: value.decode("ascii") for name, value in zip(_STRING_MEMBERS, values, strict=True)
+    }
+    doc["ct"] = ct_text
+    doc["v"] = ENVELOPE_VERSION
+    return doc, Envelope.from_members(doc, ct)
 
 
 def sig_member(sig: bytes) -> bytes:
     """The envelope's ``sig`` member as it appears in canonical form (with the comma before it)."""
-    return b',"sig":"' + b64encode(sig).encode("ascii") + b'"'
+    return b',"sig":"' + b64encode_ascii(sig) + b'"'
 
 
 def parse_inner(doc: object, sender: str) -> tuple[dict[str, Any], str, bytes]:
@@ -236,7 +297,7 @@ def parse_inner(doc: object, sender: str) -> tuple[dict[str, Any], str, bytes]:
     if not isinstance(doc, dict) or set(doc) != INNER_FIELDS:
         raise MalformedError("inner document: unexpected or missing fields")
     header = doc["header"]
-    if not isinstance(header, dict) or set(header) != set(HEADER_FIELDS):
+    if not isinstance(header, dict) or header.keys() != _HEADER_FIELD_SET:
         raise MalformedError("inner header: unexpected or missing fields")
     check_version(header)
     check_hash(doc["prev"])

@@ -13,6 +13,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import nacl.public
@@ -115,12 +116,12 @@ class NodeKeys:
     def encryption_public(self) -> bytes:
         return bytes(self.encryption_key.public_key)
 
-    @property
+    @cached_property
     def skid(self) -> str:
         """Key id of the signing key."""
         return key_id(self.signing_public)
 
-    @property
+    @cached_property
     def ekid(self) -> str:
         """Key id of the encryption key."""
         return key_id(self.encryption_public)

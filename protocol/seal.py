@@ -41,6 +41,7 @@ from .envelope import (
     check_hash,
     check_id,
     parse_inner,
+    parse_plain_envelope,
     sig_member,
 )
 from .errors import (
@@ -167,7 +168,7 @@ def _signed_inner_bytes(inner: dict[str, Any], keys: NodeKeys) -> bytes:
     unsigned = canonical_bytes(inner)
     signature = keys.signing_key.sign(unsigned).signature
     signatures = canonical_bytes({keys.node_id: {keys.skid: b64encode(signature)}})
-    return unsigned[:-1] + b',"signatures":' + signatures + b"}"
+    return b"".join((memoryview(unsigned)[:-1], b',"signatures":', signatures, b"}"))
 
 
 def seal(
@@ -235,7 +236,7 @@ def seal(
     box = (boxes or BoxCache()).box(keys.encryption_key, recipient.encryption_key)
     ct = box.encrypt(inner_bytes, nonce).ciphertext
     head, tail = Envelope(header, keys.skid, keys.ekid, recipient.ekid, nonce, ct, b"").canonical_parts()
-    data = head + sig_member(keys.signing_key.sign(head + tail).signature) + tail
+    data = b"".join((head, sig_member(keys.signing_key.sign(head + tail).signature), tail))
     if len(data) > MAX_ENVELOPE_BYTES:
         raise OversizedError("envelope too large")
     return SealedMessage(data, header, message_hash(inner_bytes), inner_bytes)
@@ -244,10 +245,11 @@ def seal(
 def _signature_input(data: bytes, envelope: Envelope) -> bytes:
     # The envelope is canonical (checked before), so removing its "sig" member ("ct" always precedes it)
     # yields the canonical envelope without "sig": the outer signature input, cut from the received bytes.
-    head, found, tail = data.partition(sig_member(envelope.sig))
-    if not found:
+    member = sig_member(envelope.sig)
+    signature_input = data.replace(member, b"", 1)
+    if len(signature_input) != len(data) - len(member):
         raise NonCanonicalError("sig member not found in canonical position")
-    return head + tail
+    return signature_input
 
 
 def open_envelope(
@@ -283,10 +285,16 @@ def open_envelope(
     # 1. Size.
     if len(data) > MAX_ENVELOPE_BYTES:
         raise OversizedError("envelope too large")
-    # 2. Strict JSON, in canonical form (the only form a signature input can have, in every version).
-    doc = loads_canonical(data)
-    # 3-4. Version (before anything else is interpreted), then the exact shape.
-    envelope = Envelope.from_json(doc)
+    # 2-4. A common envelope passes steps 2-4 in one go; any other bytes take them one at a time and fail
+    # at the first failing step (parse_plain_envelope never raises for a step before 4).
+    plain = parse_plain_envelope(data)
+    if plain is not None:
+        doc, envelope = plain
+    else:
+        # 2. Strict JSON, in canonical form (the only form a signature input can have, in every version).
+        doc = loads_canonical(data)
+        # 3-4. Version (before anything else is interpreted), then the exact shape.
+        envelope = Envelope.from_json(doc)
     header = envelope.header
     if header.type not in MESSAGE_TYPES:
         raise MalformedError("unknown message type")
@@ -332,7 +340,7 @@ def open_envelope(
     # (canonical, and "signatures" is its last member: no other member can hold this byte sequence after it).
     if inner_kid != envelope.skid:
         raise BadSignatureError("inner document signed with another key")
-    unsigned = inner_bytes[: inner_bytes.rindex(b',"signatures":')] + b"}"
+    unsigned = b"".join((memoryview(inner_bytes)[: inner_bytes.rindex(b',"signatures":')], b"}"))
     verify_signature(unsigned, inner_sig, verify_key)
     # 14. Inner header equals the outer header.
     if inner_header != {name: doc[name] for name in HEADER_FIELDS}:
