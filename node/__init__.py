@@ -40,6 +40,8 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     from .auth import init_auth
     from .cases.views import make_blueprint as cases_blueprint
     from .errors import register_error_handlers
+    from .exchange.api import make_blueprint as handovers_blueprint
+    from .exchange.federation import make_blueprint as federation_blueprint
 
     app = Flask(__name__)
     app.config.update(
@@ -47,12 +49,14 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
         MAX_CONTENT_LENGTH=config.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # names in Arabic script stay readable
     engine = engine or make_engine(config.database_url)
     app.extensions["ccm"] = NodeContext(config, engine, make_sessionmaker(engine), clock or SystemClock())
     app.teardown_appcontext(close_request_session)
     register_error_handlers(app)
     init_auth(app)
-    init_api(app, [cases_blueprint()])
+    init_api(app, [cases_blueprint(), handovers_blueprint()])
+    app.register_blueprint(federation_blueprint())
     register_error_handlers(app)  # again: flask-smorest registered its own HTTPException handler
     return app
 

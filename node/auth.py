@@ -15,6 +15,8 @@ case.update               x           x
 consent.manage            x
 progress.write            x           x
 case.export               x
+handover.send             x
+handover.accept                       x
 report.read        x      x           x        x
 user.manage        x
 partner.manage     x
@@ -38,8 +40,9 @@ from .errors import Forbidden, Unauthorized
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"report.read", "user.manage", "partner.manage", "audit.verify"}),
     "counsellor": frozenset({"case.create", "case.read", "case.update", "consent.manage", "progress.write",
-                             "case.export", "report.read"}),
-    "adviser": frozenset({"case.create", "case.read", "case.update", "progress.write", "report.read"}),
+                             "case.export", "handover.send", "report.read"}),
+    "adviser": frozenset({"case.create", "case.read", "case.update", "progress.write", "handover.accept",
+                          "report.read"}),
     "coordinator": frozenset({"report.read"}),
 }
 PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())

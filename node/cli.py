@@ -4,7 +4,9 @@
     ccm-node --data-dir DIR db upgrade | db current | db downgrade REV
     ccm-node --data-dir DIR serve [--host H] [--port P] [--workers N]
     ccm-node --data-dir DIR demo-data --cases N [--seed S]
+    ccm-node demo [--base-dir var/demo] [--check]    the four-node demo network (node/demo_network.py)
     ccm-node --data-dir DIR user add|list ... / token create|revoke ... / audit verify   (admin/cli.py)
+    ccm-node --data-dir DIR card | fingerprint | partner ... | queue ... | deliver   (admin/partners_cli.py)
 
 Every error is one line on stderr and a non-zero exit (2 for usage and configuration, 1 for a refused
 operation); never a traceback.
@@ -58,8 +60,11 @@ class Env:
 
 
 def _cmd_init(env: Env, args: argparse.Namespace) -> int:
+    from protocol import KeyFileError
+
     from . import migrate
     from .config import default_database_url
+    from .exchange.keystore import generate_node_keys, key_path
 
     data_dir = resolve_data_dir(args.data_dir)
     if not NODE_ID_RE.fullmatch(args.node_id):
@@ -69,9 +74,14 @@ def _cmd_init(env: Env, args: argparse.Namespace) -> int:
         raise CommandError(f"invalid --url {args.url!r}: must start with http:// or https://")
     write_config(data_dir, args.node_id, args.name, args.url, args.database_url)
     env._data_dir = str(data_dir)
+    try:
+        keys = generate_node_keys(data_dir, args.node_id)
+    except KeyFileError as exc:
+        raise CommandError(f"{key_path(data_dir)}: {exc.message}") from None
     migrate.upgrade(env.engine)
     print(f"initialised node {args.node_id} in {data_dir} "
           f"(database: {'custom' if args.database_url else default_database_url(data_dir)})")
+    print(f"node keys in {key_path(data_dir)}; fingerprint: {keys.fingerprint()}")
     return 0
 
 
@@ -86,7 +96,8 @@ def _cmd_db(env: Env, args: argparse.Namespace) -> int:
         print(f"database at revision {migrate.current_revision(env.engine)}")
     else:
         current, head = migrate.current_revision(env.engine), migrate.head_revision(env.engine)
-        print(f"current: {current or '(empty)'}  head: {head}" + ("" if current == head else "  (upgrade needed)"))
+        note = "" if current == head else "  (upgrade needed)"
+        print(f"current: {current or '(empty)'}  head: {head}{note}")
     return 0
 
 
@@ -113,12 +124,24 @@ def _cmd_demo_data(env: Env, args: argparse.Namespace) -> int:
                                    counsellor_ids=staff, stage_keys=env.config.stage_keys,
                                    prefix=env.config.reference_prefix)
         session.commit()
+    if env.engine.dialect.name == "postgresql":  # fresh statistics, so that index-only scans are chosen
+        with env.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     print(f"created {made} demo cases")
     return 0
 
 
+def _cmd_demo(_env: Env, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .demo_network import run
+
+    return run(Path(args.base_dir) if args.base_dir else None, check=args.check, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from admin.cli import register as register_admin
+    from admin.partners_cli import register as register_partners
 
     parser = argparse.ArgumentParser(prog="ccm-node", description="Run and administer a CCM Exchange node.")
     parser.add_argument("--data-dir", help="the node's data directory (default: $CCM_DATA_DIR)")
@@ -152,12 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2026)
     p.set_defaults(handler=_cmd_demo_data)
 
+    p = sub.add_parser("demo", help="run the four-node demo network on loopback (Ctrl-C stops it)")
+    p.add_argument("--base-dir", help="where the nodes live (default var/demo; --check: a temporary directory)")
+    p.add_argument("--check", action="store_true", help="run the story headless, verify every step, stop")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers per node")
+    p.set_defaults(handler=_cmd_demo)
+
     register_admin(sub)
+    register_partners(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from admin.cli import AdminError
+
     from .accounts import AccountError
 
     parser = build_parser()

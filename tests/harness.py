@@ -118,6 +118,27 @@ class NodeProcess:
             self.proc.wait()
         self.proc = None
 
+    # -- the exchange --------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        return self.cli("fingerprint").stdout.strip()
+
+    def trust(self, other: NodeProcess, agreement: str | None, *, by_url: bool = False) -> None:
+        """Add ``other`` as a partner after checking its fingerprint (its card from a file, or its URL)."""
+        source = other.url
+        if not by_url:
+            card_file = self.data_dir.parent / f"{other.node_id}.card.json"
+            card_file.write_text(other.cli("card").stdout, encoding="utf-8")
+            source = str(card_file)
+        self.cli("partner", "add", source, "--fingerprint", other.fingerprint(),
+                 *(["--agreement", agreement] if agreement else []))
+
+    def stop_process(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                     timeout: float = 20) -> int:
+        """Signal one spawned process (SIGKILL for fault tests) and wait for it."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        return proc.wait(timeout=timeout)
+
     # -- the API -------------------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
@@ -135,6 +156,11 @@ class Network:
         node.init()
         self.nodes[node_id] = node
         return node
+
+    def connect(self, a: NodeProcess, b: NodeProcess, agreement: str) -> None:
+        """Make two nodes partners of each other under one data-sharing agreement."""
+        a.trust(b, agreement)
+        b.trust(a, agreement)
 
     def stop_all(self) -> None:
         for node in self.nodes.values():

@@ -1,0 +1,115 @@
+"""The handover domain's tables: handovers in both directions, progress updates, and the partner's stages.
+
+``handovers`` has one row per handover this node sent (``outgoing``: the local case, the recipient, the
+consent it relied on, what was shared and withheld) or received (``incoming``: the sender's signed consent
+and, while it waits for an adviser, the summary). ``message_id`` is the envelope id of the ``handover``
+message, which is also the ``handover_id`` every later message of the case thread cites (SPEC.md 8.3).
+``status`` is ``pending`` until the receiving adviser decides, then ``accepted`` or ``declined``; whether an
+outgoing handover was delivered is read from its outbound message (the signed receipt), never stored twice.
+The received summary is erased once the handover is decided: on acceptance it lives on in the new case, on
+a decline it must go (SPEC.md 8.7).
+
+``progress_updates`` keeps the work reported on a case: updates recorded here and sent to the origin
+(``sent``), recorded on a case that came from no handover (``local``), and updates received from the partner
+working the case (``received``; a repeated ``update_id`` replaces the earlier version, SPEC.md 8.8).
+``partner_stages`` is the origin's view of the partner's stages: the newest status reported per stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from node.db import Base, UTCDateTime
+
+DIRECTIONS = ("outgoing", "incoming")
+HANDOVER_STATUSES = ("pending", "accepted", "declined")
+UPDATE_DIRECTIONS = ("sent", "received", "local")
+
+
+class Handover(Base):
+    __tablename__ = "handovers"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    direction: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"))
+    partner_node: Mapped[str] = mapped_column(sa.String(80))
+    thread: Mapped[str] = mapped_column(sa.String(22))
+    message_id: Mapped[str] = mapped_column(sa.String(22))
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("cases.id", ondelete="SET NULL"),
+                                                index=True)
+    consent_id: Mapped[str] = mapped_column(sa.String(128))
+    purpose: Mapped[str] = mapped_column(sa.String(32))
+    reference: Mapped[str] = mapped_column(sa.String(64))
+    origin_case_id: Mapped[str] = mapped_column(sa.String(128))
+    categories: Mapped[list[str]] = mapped_column(sa.JSON())
+    withheld: Mapped[list[str]] = mapped_column(sa.JSON())
+    #: incoming, while pending: the received case, summary, requested support and retention
+    body: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    #: incoming: the signed consent record the handover travelled under
+    consent: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    child: Mapped[bool] = mapped_column(sa.Boolean())
+    destination_country: Mapped[str] = mapped_column(sa.String(2))
+    retain_until: Mapped[dt.date | None] = mapped_column(sa.Date())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    reason_code: Mapped[str | None] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.Text())
+    #: the other side's case reference (outgoing), or the case created here on acceptance (incoming)
+    local_reference: Mapped[str | None] = mapped_column(sa.String(64))
+    #: outgoing, once accepted: the adviser and first meeting the partner named
+    answer: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    version: Mapped[int] = mapped_column(sa.Integer())
+
+    __table_args__ = (
+        sa.UniqueConstraint("direction", "partner_node", "message_id", name="uq_handovers_message"),
+        sa.Index("ix_handovers_direction_status", "direction", "status", "created_at"),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+class ProgressUpdate(Base):
+    __tablename__ = "progress_updates"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(sa.String(36), sa.ForeignKey("cases.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(sa.String(8))
+    handover_id: Mapped[str | None] = mapped_column(sa.String(36),
+                                                    sa.ForeignKey("handovers.id", ondelete="SET NULL"))
+    partner_node: Mapped[str | None] = mapped_column(sa.String(80))
+    update_id: Mapped[str] = mapped_column(sa.String(128))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(sa.Text())
+    stage_changes: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    interventions: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    meetings: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    indicators: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    message_id: Mapped[str | None] = mapped_column(sa.String(22))
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "direction", "partner_node", "update_id",
+                            name="uq_progress_updates_update"),
+        sa.Index("ix_progress_updates_case_at", "case_id", "at"),
+    )
+
+
+class PartnerStage(Base):
+    __tablename__ = "partner_stages"
+
+    case_id: Mapped[str] = mapped_column(sa.String(36), sa.ForeignKey("cases.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    partner_node: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    stage_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    note: Mapped[str | None] = mapped_column(sa.Text())
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    message_id: Mapped[str] = mapped_column(sa.String(22))

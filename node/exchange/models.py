@@ -1,0 +1,110 @@
+"""The exchange's tables: trusted partners, the outbox (messages this node sends) and the inbox.
+
+``partners`` holds each partner's verified card, its keys, the fingerprint the administrator confirmed, the
+data-sharing agreement and the per-partner delivery state (Synapse's ``destinations`` retry timings:
+``retry_interval`` 0 means healthy, ``retry_at`` the earliest next attempt).
+
+``outbound_messages`` is the transactional outbox: a row is written in the same transaction as the business
+record that caused it, holding the sealed envelope bytes, so nothing is sent that was not recorded and nothing
+recorded is lost. ``seq`` numbers the messages of one (partner, thread) chain; the unique constraint on it
+turns two concurrent writers that read the same chain head into one error instead of a silent fork.
+
+``inbound_messages`` keeps, per ``(sender, message_id)``, the sender-signed inner document (non-repudiation),
+the hash of the envelope bytes (to recognise an exact retransmission) and the receipt we answered with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from node.db import Base, UTCDateTime
+
+PARTNER_STATUSES = ("active", "suspended", "revoked")
+OUTBOUND_STATUSES = ("queued", "sending", "delivered", "parked", "undeliverable")
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    base_url: Mapped[str] = mapped_column(sa.String(2048))
+    card: Mapped[str] = mapped_column(sa.Text())
+    signing_key: Mapped[str] = mapped_column(sa.String(64))
+    signing_kid: Mapped[str] = mapped_column(sa.String(22))
+    encryption_key: Mapped[str] = mapped_column(sa.String(64))
+    encryption_kid: Mapped[str] = mapped_column(sa.String(22))
+    fingerprint: Mapped[str] = mapped_column(sa.String(71))
+    agreement_id: Mapped[str | None] = mapped_column(sa.String(64))
+    retention_days: Mapped[int | None] = mapped_column(sa.Integer())
+    status: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # delivery state (node/exchange/retry.py)
+    retry_interval: Mapped[float] = mapped_column(sa.Float())
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    retry_last_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboundMessage(Base):
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(sa.String(22), unique=True)
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"))
+    recipient: Mapped[str] = mapped_column(sa.String(80))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    thread: Mapped[str] = mapped_column(sa.String(22))
+    seq: Mapped[int] = mapped_column(sa.Integer())
+    prev: Mapped[str | None] = mapped_column(sa.String(43))
+    message_hash: Mapped[str] = mapped_column(sa.String(43))
+    envelope: Mapped[bytes] = mapped_column(sa.LargeBinary())
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the retry horizon counts from here
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the envelope's own expiry
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.String(64))
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    receipt: Mapped[str | None] = mapped_column(sa.Text())
+
+    __table_args__ = (
+        sa.UniqueConstraint("partner_id", "thread", "seq", name="uq_outbound_messages_chain"),
+        sa.Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+    )
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partners.id"))
+    sender: Mapped[str] = mapped_column(sa.String(80))
+    message_id: Mapped[str] = mapped_column(sa.String(22))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    thread: Mapped[str] = mapped_column(sa.String(22))
+    seq: Mapped[int] = mapped_column(sa.Integer())
+    prev: Mapped[str | None] = mapped_column(sa.String(43))
+    message_hash: Mapped[str] = mapped_column(sa.String(43))
+    envelope_hash: Mapped[str] = mapped_column(sa.String(43))
+    agreement_id: Mapped[str | None] = mapped_column(sa.String(64))
+    inner: Mapped[bytes | None] = mapped_column(sa.LargeBinary())  # None once erased (retention, decline)
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    receipt: Mapped[str] = mapped_column(sa.Text())
+
+    __table_args__ = (
+        sa.UniqueConstraint("sender", "message_id", name="uq_inbound_messages_sender_message"),
+        sa.UniqueConstraint("sender", "thread", "seq", name="uq_inbound_messages_chain"),
+    )

@@ -1,0 +1,209 @@
+"""Delivery faults with real processes: gunicorn nodes, ``ccm-node deliver`` workers, SIGKILL.
+
+The test process queues messages straight into the sender's database (as the node's own code would, with the
+node's keys) and reads both databases to check the outcome: every message delivered exactly once, each case
+thread in order, one ``receive`` audit entry per message (nothing applied twice), both audit chains intact.
+The bodies are ``erasure_confirmed`` statements on many threads: a type that needs no case domain and that no
+domain applier acts on, so these tests exercise delivery alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from node.audit import AuditEntry
+from node.clock import SystemClock
+from node.config import load_config
+from node.db import make_engine, make_sessionmaker
+from node.exchange.keystore import load_identity
+from node.exchange.models import InboundMessage, OutboundMessage
+from node.exchange.outbox import enqueue
+from protocol import verify_chain
+from tests.exchange.conftest import thread_id
+from tests.harness import Network, NodeProcess
+
+pytestmark = pytest.mark.slow
+AGREEMENT = "dsa-gi-cldd-2026"
+FAST = ("--min-backoff", "0.2", "--max-backoff", "0.5", "--poll-seconds", "0.05")
+
+
+class Databases:
+    """Direct access to the nodes' databases from the test process."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, sa.Engine] = {}
+
+    def session(self, node: NodeProcess) -> orm.Session:
+        if node.node_id not in self._engines:
+            self._engines[node.node_id] = make_engine(load_config(node.data_dir).database_url)
+        return make_sessionmaker(self._engines[node.node_id])()
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def dbs() -> Iterator[Databases]:
+    databases = Databases()
+    yield databases
+    databases.close()
+
+
+def _network(tmp_path: Path, make_url: Callable[[], str | None]) -> Iterator[Network]:
+    net = Network(tmp_path, make_url)
+    yield net
+    net.stop_all()
+
+
+@pytest.fixture
+def sqlite_net(tmp_path: Path) -> Iterator[Network]:
+    yield from _network(tmp_path, lambda: None)
+
+
+@pytest.fixture
+def pg_net(tmp_path: Path, make_pg_database: Callable[[], str]) -> Iterator[Network]:
+    yield from _network(tmp_path, make_pg_database)
+
+
+def _pair(net: Network) -> tuple[NodeProcess, NodeProcess]:
+    gbg = net.add("se.gi-goteborg", "Göteborgs-Initiativet")
+    sarajevo = net.add("ba.cldd-sarajevo", "CLDD Sarajevo")
+    net.connect(gbg, sarajevo, AGREEMENT)
+    return gbg, sarajevo
+
+
+def _body(t: int, m: int) -> dict[str, object]:
+    return {"consent_id": f"consent-{t}-{m}", "erased_at": "2026-11-20T10:00:00Z",
+            "tombstone": {"message_ids": [], "content_hashes": []}}
+
+
+def _queue(dbs: Databases, sender: NodeProcess, recipient: NodeProcess, threads: int,
+           per_thread: int) -> dict[str, list[str]]:
+    """Queue messages round-robin over threads; returns thread → message ids in sending order."""
+    now = SystemClock().now()
+    identity = load_identity(load_config(sender.data_dir), now)
+    order: dict[str, list[str]] = {}
+    with dbs.session(sender) as session:
+        for m in range(per_thread):
+            for t in range(threads):
+                thread = thread_id(f"case-{t}")
+                message = enqueue(session, keys=identity.keys, recipient=recipient.node_id,
+                                  msg_type="erasure_confirmed", body=_body(t, m), thread=thread, now=now,
+                                  boxes=identity.boxes)
+                order.setdefault(thread, []).append(message.message_id)
+        session.commit()
+    return order
+
+
+def _count(dbs: Databases, node: NodeProcess, query: sa.Select[tuple[int]]) -> int:
+    with dbs.session(node) as session:
+        return int(session.scalar(query) or 0)
+
+
+def _delivered(dbs: Databases, sender: NodeProcess) -> int:
+    return _count(dbs, sender, sa.select(sa.func.count()).select_from(OutboundMessage)
+                  .where(OutboundMessage.status == "delivered"))
+
+
+def _received(dbs: Databases, receiver: NodeProcess) -> int:
+    return _count(dbs, receiver, sa.select(sa.func.count()).select_from(InboundMessage))
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str, node: NodeProcess) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; log: {node.log.read_text()[-3000:]}")
+
+
+def _check_exactly_once_in_order(dbs: Databases, sender: NodeProcess, receiver: NodeProcess,
+                                 order: dict[str, list[str]]) -> None:
+    total = sum(len(ids) for ids in order.values())
+    with dbs.session(receiver) as session:
+        rows = list(session.scalars(sa.select(InboundMessage).order_by(InboundMessage.id)))
+        receives = session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)
+                                  .where(AuditEntry.action == "receive"))
+    assert len(rows) == total and receives == total  # stored once, applied once
+    for thread, ids in order.items():
+        assert [r.message_id for r in rows if r.thread == thread] == ids
+    verify_chain([r.inner or b"" for r in rows])
+    with dbs.session(sender) as session:
+        statuses = set(session.scalars(sa.select(OutboundMessage.status)))
+        sends = session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)
+                               .where(AuditEntry.action == "send"))
+        receipts = session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage)
+                                  .where(OutboundMessage.receipt.is_not(None)))
+    assert statuses == {"delivered"} and sends == total and receipts == total
+    assert sender.cli("audit", "verify").returncode == 0
+    assert receiver.cli("audit", "verify").returncode == 0
+
+
+def test_receiver_down_then_back_gets_everything_in_order(sqlite_net: Network, dbs: Databases) -> None:
+    gbg, sarajevo = _pair(sqlite_net)
+    order = _queue(dbs, gbg, sarajevo, threads=4, per_thread=5)
+    worker = gbg.spawn("deliver", *FAST)
+    failed = sa.select(sa.func.count()).select_from(OutboundMessage).where(
+        OutboundMessage.last_error == "connection_failed")
+    _wait(lambda: _count(dbs, gbg, failed) > 0, 60, "a failed attempt", gbg)
+    assert "connection_failed" in gbg.cli("queue").stdout
+    assert _received(dbs, sarajevo) == 0
+    sarajevo.start()
+    _wait(lambda: _delivered(dbs, gbg) == 20, 60, "the queue to drain", gbg)
+    assert gbg.stop_process(worker) == 0  # SIGTERM: a clean stop
+    _check_exactly_once_in_order(dbs, gbg, sarajevo, order)
+
+
+def test_receiver_killed_mid_delivery_loses_nothing_and_applies_nothing_twice(sqlite_net: Network,
+                                                                              dbs: Databases) -> None:
+    gbg, sarajevo = _pair(sqlite_net)
+    sarajevo.start()
+    order = _queue(dbs, gbg, sarajevo, threads=40, per_thread=15)
+    worker = gbg.spawn("deliver", *FAST)
+    _wait(lambda: _received(dbs, sarajevo) >= 60, 60, "deliveries to start", gbg)
+    sarajevo.kill()
+    assert _delivered(dbs, gbg) < 600
+    sarajevo.start()
+    _wait(lambda: _delivered(dbs, gbg) == 600, 90, "the queue to drain", gbg)
+    gbg.stop_process(worker)
+    _check_exactly_once_in_order(dbs, gbg, sarajevo, order)
+
+
+def test_sender_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(sqlite_net: Network,
+                                                                              dbs: Databases) -> None:
+    gbg, sarajevo = _pair(sqlite_net)
+    sarajevo.start()
+    order = _queue(dbs, gbg, sarajevo, threads=40, per_thread=15)
+    first = gbg.spawn("deliver", "--lease-seconds", "1", *FAST)
+    _wait(lambda: _received(dbs, sarajevo) >= 60, 60, "deliveries to start", gbg)
+    gbg.stop_process(first, signal.SIGKILL)
+    assert _delivered(dbs, gbg) < 600
+    second = gbg.spawn("deliver", "--lease-seconds", "1", *FAST)
+    _wait(lambda: _delivered(dbs, gbg) == 600, 90, "the queue to drain", gbg)
+    gbg.stop_process(second)
+    _check_exactly_once_in_order(dbs, gbg, sarajevo, order)
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_deliver_each_message_exactly_once(pg_net: Network, dbs: Databases) -> None:
+    gbg, sarajevo = _pair(pg_net)
+    sarajevo.start()
+    order = _queue(dbs, gbg, sarajevo, threads=50, per_thread=8)
+    workers = [gbg.spawn("deliver", *FAST), gbg.spawn("deliver", *FAST)]
+    _wait(lambda: _delivered(dbs, gbg) == 400, 90, "the queue to drain", gbg)
+    for worker in workers:
+        assert gbg.stop_process(worker) == 0
+    _check_exactly_once_in_order(dbs, gbg, sarajevo, order)
+    with dbs.session(gbg) as session:
+        assert set(session.scalars(sa.select(OutboundMessage.attempts))) == {1}  # nobody claimed one twice
+    reports = [line for line in gbg.log.read_text().splitlines() if line.startswith("delivered ")]
+    assert len(reports) == 2 and sum(int(line.split()[1].rstrip(",")) for line in reports) == 400

@@ -1,0 +1,128 @@
+"""``ccm-node`` exchange commands: keys at init, card, fingerprint, partner, queue, deliver."""
+
+from __future__ import annotations
+
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.clock import SystemClock
+from node.config import load_config
+from node.db import make_engine, make_sessionmaker
+from node.exchange.keystore import load_identity
+from node.exchange.outbox import enqueue
+from protocol import verify_card
+from protocol.cards import card_from_bytes
+from tests.exchange.conftest import note_body, thread_id
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--data-dir", str(data_dir), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    gbg, sarajevo = tmp_path / "gbg", tmp_path / "sarajevo"
+    code, out, _ = run(capsys, gbg, "init", "--node-id", "se.gi-goteborg", "--name", "GI", "--url",
+                       "http://127.0.0.1:5000")
+    assert code == 0 and "fingerprint: " in out
+    assert run(capsys, sarajevo, "init", "--node-id", "ba.cldd-sarajevo", "--name", "CLDD Sarajevo", "--url",
+               f"http://127.0.0.1:{_closed_port()}")[0] == 0
+    return gbg, sarajevo
+
+
+def test_init_makes_private_keys_and_card_and_fingerprint_print_them(
+        two: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    gbg, _ = two
+    key_file = gbg / "keys" / "node.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((gbg / "keys").stat().st_mode) == 0o700
+    code, out, _ = run(capsys, gbg, "card")
+    card = card_from_bytes(out.encode())
+    identity = load_identity(load_config(gbg), card.valid_from)
+    verify_card(card, card.valid_from)
+    assert card.node_id == "se.gi-goteborg" and card.signing_key == identity.keys.signing_public
+    code, out, _ = run(capsys, gbg, "fingerprint")
+    assert code == 0 and out.strip() == card.fingerprint() and len(out.split()) == 12
+
+
+def test_partner_commands(two: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    gbg, sarajevo = two
+    card_file = gbg.parent / "sarajevo-card.json"
+    card_file.write_text(run(capsys, sarajevo, "card")[1], encoding="utf-8")
+    fingerprint = run(capsys, sarajevo, "fingerprint")[1].strip()
+    wrong = run(capsys, gbg, "fingerprint")[1].strip()
+
+    code, out, err = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", wrong,
+                         "--agreement", "dsa-1")
+    assert code == 1 and out == "" and err.count("\n") == 1 and "does not match" in err
+    assert run(capsys, gbg, "partner", "list")[1] == ""
+
+    code, out, _ = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint)
+    assert code == 0 and "trusted partner ba.cldd-sarajevo" in out and "no agreement recorded" in out
+    code, _, err = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint)
+    assert code == 1 and "already a partner" in err
+    assert "(no agreement)" in run(capsys, gbg, "partner", "list")[1]
+    assert run(capsys, gbg, "partner", "agreement", "ba.cldd-sarajevo", "dsa-1")[0] == 0
+    code, out, _ = run(capsys, gbg, "partner", "list")
+    assert out.split("\t")[1:4] == ["ba.cldd-sarajevo", "active", "dsa-1"]
+    assert run(capsys, gbg, "partner", "suspend", "1")[1] == "partner ba.cldd-sarajevo is suspended\n"
+    assert run(capsys, gbg, "partner", "resume", "ba.cldd-sarajevo")[0] == 0
+    assert run(capsys, gbg, "partner", "revoke", "ba.cldd-sarajevo")[0] == 0
+    code, _, err = run(capsys, gbg, "partner", "resume", "ba.cldd-sarajevo")
+    assert code == 1 and "revoked" in err
+    code, _, err = run(capsys, gbg, "partner", "suspend", "nobody")
+    assert code == 1 and "no partner" in err
+    code, _, err = run(capsys, gbg, "partner", "add", str(gbg / "missing.json"), "--fingerprint", "1")
+    assert code == 1 and "cannot read" in err
+    assert run(capsys, gbg, "audit", "verify")[0] == 0
+
+
+def test_queue_and_deliver(two: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    gbg, sarajevo = two
+    card_file = gbg.parent / "sarajevo-card.json"
+    card_file.write_text(run(capsys, sarajevo, "card")[1], encoding="utf-8")
+    fingerprint = run(capsys, sarajevo, "fingerprint")[1].strip()
+    run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint, "--agreement", "dsa-1")
+    assert run(capsys, gbg, "queue")[1] == "the outbox is empty\n"
+
+    config = load_config(gbg)
+    engine = make_engine(config.database_url)
+    now = SystemClock().now()
+    identity = load_identity(config, now)
+    with make_sessionmaker(engine)() as session:
+        message = enqueue(session, keys=identity.keys, recipient="ba.cldd-sarajevo",
+                          msg_type="progress_update", body=note_body("x"), thread=thread_id("t"), now=now)
+        session.commit()
+    engine.dispose()
+    code, out, _ = run(capsys, gbg, "queue")
+    assert out.split("\t")[:4] == [str(message.id), "pending", "ba.cldd-sarajevo", "progress_update"]
+
+    code, out, _ = run(capsys, gbg, "deliver", "--once")  # Sarajevo is not running: connection refused
+    assert code == 0 and out == "delivered 0, retrying 1, parked 0, given up 0\n"
+    code, out, _ = run(capsys, gbg, "queue")
+    assert out.split("\t")[1] == "failed" and "connection_failed" in out
+    assert "retry at" in run(capsys, gbg, "partner", "list")[1]
+    code, out, _ = run(capsys, gbg, "queue", "retry", "--partner", "ba.cldd-sarajevo")
+    assert code == 0 and "1 message(s) waiting" in out
+    assert "\tok\t" in run(capsys, gbg, "partner", "list")[1]
+    code, out, _ = run(capsys, gbg, "queue", "retry", message.message_id)
+    assert code == 0 and out.endswith(": queued\n")
+    code, _, err = run(capsys, gbg, "queue", "retry")
+    assert code == 1 and "give either" in err
+    code, _, err = run(capsys, gbg, "queue", "retry", "999")
+    assert code == 1 and "no message" in err
+    code, _, err = run(capsys, gbg, "deliver", "--once", "--parallel", "0")
+    assert code == 1 and "parallel" in err
+

@@ -1,0 +1,299 @@
+"""The handover story between two in-process nodes (Göteborg → Sarajevo) through their JSON APIs, with the
+delivery worker carrying the messages through the Flask test clients: handover, preview, receipt, accept or
+decline, progress back. Runs on SQLite and on PostgreSQL (the ``world`` fixture)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from node.accounts import create_token, create_user
+from node.exchange import appliers, dispatch
+from node.exchange.handover_models import Handover, PartnerStage, ProgressUpdate
+from node.exchange.models import InboundMessage, OutboundMessage
+from node.exchange.worker import DeliveryWorker
+from protocol import strict_loads
+from tests.exchange.conftest import Node
+
+Worker = Callable[..., DeliveryWorker]
+
+CASE: dict[str, Any] = {
+    "returnee": {
+        "given_names": "Amina", "family_name": "Hadžić", "date_of_birth": "1990-04-02", "sex_or_gender": "woman",
+        "nationality": "BA", "languages": ["bs", "sv"],
+        "contact": {"phone": "+46 70 123 45 67", "email": "amina@example.org", "address": "Storgatan 1"},
+    },
+    "destination_country": "BA", "destination_locality": "Sarajevo", "destination_partner": "ba.cldd-sarajevo",
+    "household": [{"relation": "child", "date_of_birth": "2015-09-10", "travelling": True}],
+    "intake": {
+        "family": {"text": "Single mother, one son.", "marital_status": "single"},
+        "health": {"text": "Asthma; needs an inhaler."},
+        "education": {"text": "Secondary school.", "education_level": 3},
+        "work": {"text": "Cook for six years.", "occupations": ["cook"], "skills": ["baking"]},
+        "future_work": {"text": "Would like to open a bakery."},
+        "wishes": {"text": "Želim da moj sin ide u školu u Sarajevu."},
+    },
+    "plan": {"end_date": "2027-06-30", "milestones": [{"title": "New passport", "due_date": "2027-01-15"}]},
+}
+SHARED = ["identity", "contact", "family", "education", "work", "wishes", "plan"]
+
+
+def consent_body(**changes: Any) -> dict[str, Any]:
+    body = {"recipients": ["ba.cldd-sarajevo"], "categories": SHARED, "purpose": "reintegration_support",
+            "method": "written_signature", "valid_until": "2027-11-30", "language": "bs"}
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def no_domain_appliers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Overrides the exchange conftest's fixture: these tests run with the handover domain's appliers."""
+    registry: dict[str, Any] = {"handover": appliers.apply_handover, "handover_accepted": appliers.apply_accepted,
+                                "handover_declined": appliers.apply_declined,
+                                "progress_update": appliers.apply_progress}
+    monkeypatch.setattr(dispatch, "_APPLIERS", registry)
+    monkeypatch.setattr(dispatch, "_loaded", True)
+    return registry
+
+
+@dataclass
+class Desk:
+    """A node seen through its API, with one member of staff per role."""
+
+    node: Node
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def staff(self, username: str, role: str, team: str) -> None:
+        with self.node.sessionmaker() as session:
+            user = create_user(session, username=username, role=role, team=team, now=self.node.clock.now(),
+                               display_name=username.replace(".", " ").title())
+            self.tokens[role] = create_token(session, user, now=self.node.clock.now(), days=30)
+            session.commit()
+
+    def call(self, method: str, path: str, role: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}", **kwargs.pop("headers", {})}
+        return self.node.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+
+    def ok(self, method: str, path: str, role: str, status: int = 200, **kwargs: Any) -> Any:
+        response = self.call(method, path, role, **kwargs)
+        assert response.status_code == status, response.get_json()
+        return response.get_json()
+
+    def count(self, model: type[Any]) -> int:
+        return self.node.count(model)
+
+
+@pytest.fixture
+def desks(paired: tuple[Node, Node]) -> tuple[Desk, Desk]:
+    gbg, sarajevo = Desk(paired[0]), Desk(paired[1])
+    gbg.staff("anna.lindqvist", "counsellor", "gbg")
+    gbg.staff("amra.hodzic", "adviser", "gbg")
+    sarajevo.staff("emina.kovac", "adviser", "sarajevo")
+    sarajevo.staff("haris.begic", "counsellor", "sarajevo")
+    return gbg, sarajevo
+
+
+def open_case(gbg: Desk, body: dict[str, Any] | None = None,
+              consent: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A case with a consent for Sarajevo; returns (case id, consent id)."""
+    case = gbg.ok("POST", "/cases", "counsellor", 201, json=copy.deepcopy(body or CASE))
+    given = gbg.ok("POST", f"/cases/{case['id']}/consents", "counsellor", 201, json=consent or consent_body())
+    return case["id"], given["id"]
+
+
+def hand_over(gbg: Desk, case_id: str, consent_id: str, **extra: Any) -> dict[str, Any]:
+    result: dict[str, Any] = gbg.ok("POST", f"/cases/{case_id}/handovers", "counsellor", 202,
+                                    json={"recipient": "ba.cldd-sarajevo", "consent_id": consent_id, **extra})
+    return result
+
+
+def deliver(make_worker: Worker, desk: Desk) -> int:
+    return make_worker(desk.node).run(once=True).delivered
+
+
+def incoming(sarajevo: Desk) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = sarajevo.ok("GET", "/handovers?direction=incoming", "adviser")["items"]
+    return items
+
+
+def timeline(desk: Desk, case_id: str, role: str = "counsellor") -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = desk.ok("GET", f"/cases/{case_id}/timeline", role)["items"]
+    return items
+
+
+def test_handover_accept_and_progress_back(desks: tuple[Desk, Desk], make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg)
+    preview = gbg.ok("GET", f"/cases/{case_id}/handovers/preview?recipient=ba.cldd-sarajevo"
+                            f"&consent_id={consent_id}", "counsellor")
+    assert preview["categories"] == SHARED and preview["withheld"] == ["health", "background"]
+    assert "health" not in preview["body"]["summary"] and gbg.count(Handover) == 0  # nothing stored
+    sent = hand_over(gbg, case_id, consent_id)
+    assert sent["status"] == "queued" and sent["delivered_at"] is None and sent["withheld"] == preview["withheld"]
+
+    assert deliver(make_worker, gbg) == 1
+    [shown] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert shown["status"] == "delivered" and shown["delivered_at"] is not None
+    assert shown["delivery"]["status"] == "delivered"
+    [inbound] = sarajevo.node.inbound()
+    assert inbound.inner is not None and strict_loads(inbound.inner)["body"] == preview["body"]  # exactly
+
+    [waiting] = incoming(sarajevo)
+    assert waiting["status"] == "pending" and waiting["partner_name"] == "Göteborgs-Initiativet"
+    detail = sarajevo.ok("GET", f"/handovers/{waiting['id']}", "adviser")
+    assert detail["summary"]["identity"]["name_latin"] == {"given": "Amina", "family": "Hadžić"}
+    assert detail["summary"]["contact"]["phones"] == ["+46701234567"]
+    assert detail["consent"]["signatures"] and "health" not in detail["summary"]
+    accepted = sarajevo.ok("POST", f"/handovers/{waiting['id']}/accept", "adviser", 201,
+                           json={"first_meeting_at": "2026-12-01T10:00:00Z"})
+    new_case = sarajevo.ok("GET", f"/cases/{accepted['case_id']}", "adviser")
+    assert new_case["returnee"]["family_name"] == "Hadžić" and new_case["reference"] == accepted["reference"]
+    assert new_case["returnee"]["contact"]["phone"] == "+46701234567"
+    intake = {s["section"]: s for s in sarajevo.ok("GET", f"/cases/{new_case['id']}/intake", "adviser")["items"]}
+    assert intake["future_work"]["text"] == "Would like to open a bakery." and intake["health"]["version"] == 0
+    assert sarajevo.ok("GET", f"/cases/{new_case['id']}/plan", "adviser")["end_date"] == "2027-06-30"
+    assert len(sarajevo.ok("GET", f"/cases/{new_case['id']}/household", "adviser")["items"]) == 1
+    kinds = [(e["kind"], e["source"], e["verified"]) for e in timeline(sarajevo, new_case["id"], "adviser")]
+    assert ("handover.received", "se.gi-goteborg", True) in kinds
+    assert sarajevo.ok("GET", f"/handovers/{waiting['id']}", "adviser").get("summary") is None  # erased
+
+    assert deliver(make_worker, sarajevo) == 1
+    [answered] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert answered["status"] == "accepted" and answered["local_reference"] == new_case["reference"]
+    assert answered["answer"]["first_meeting_at"] == "2026-12-01T10:00:00Z"
+    assert gbg.ok("GET", f"/cases/{case_id}", "counsellor")["status"] == "handed_over"
+    event = next(e for e in timeline(gbg, case_id) if e["kind"] == "handover.accepted")
+    assert (event["source"], event["verified"], event["detail"]["partner_name"]) == (
+        "ba.cldd-sarajevo", True, "CLDD Sarajevo")
+
+    stages = sarajevo.ok("GET", f"/cases/{new_case['id']}/stages", "adviser")["items"]
+    first = stages[0]["key"]
+    progress = sarajevo.ok("POST", f"/cases/{new_case['id']}/progress", "adviser", 201, json={
+        "note": "Amina came to the office; passport application filed.",
+        "stage_changes": [{"key": first, "status": "in_progress", "note": "Application filed."}],
+        "interventions": [{"kind": "business_course", "provider": "Bakery course Sarajevo"}],
+        "meetings": [{"at": "2026-11-23T08:00:00Z", "kind": "in_person"}]})
+    assert progress["shared_with"] == "se.gi-goteborg" and progress["direction"] == "sent"
+    assert deliver(make_worker, sarajevo) == 1
+    event = next(e for e in timeline(gbg, case_id) if e["kind"] == "partner.progress")
+    assert (event["source"], event["verified"]) == ("ba.cldd-sarajevo", True)
+    assert event["detail"]["stages"] == [{"key": first, "status": "in_progress"}]
+    [stage] = gbg.ok("GET", f"/cases/{case_id}/partner-stages", "counsellor")["items"]
+    assert (stage["key"], stage["status"], stage["partner_name"]) == (first, "in_progress", "CLDD Sarajevo")
+    [received] = gbg.ok("GET", f"/cases/{case_id}/progress", "counsellor")["items"]
+    assert received["direction"] == "received" and received["verified"] is True
+    assert received["note"].startswith("Amina came") and received["interventions"][0]["kind"] == "business_course"
+    assert received["meetings"] == [{"at": "2026-11-23T08:00:00Z", "kind": "in_person"}]
+
+
+def test_decline_erases_the_summary_and_tells_the_sender(desks: tuple[Desk, Desk], make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg)
+    hand_over(gbg, case_id, consent_id)
+    deliver(make_worker, gbg)
+    [waiting] = incoming(sarajevo)
+    declined = sarajevo.ok("POST", f"/handovers/{waiting['id']}/decline", "adviser",
+                           json={"reason": "No adviser free in Sarajevo until March.", "reason_code": "no_capacity"})
+    assert declined["status"] == "declined" and declined["reason_code"] == "no_capacity"
+    with sarajevo.node.sessionmaker() as session:
+        row = session.scalar(sa.select(Handover))
+        assert row is not None and row.body is None and row.consent is None
+        assert session.scalar(sa.select(InboundMessage.inner)) is None  # the signed summary erased too
+    again = sarajevo.call("POST", f"/handovers/{waiting['id']}/accept", "adviser", json={})
+    assert again.status_code == 409
+    assert deliver(make_worker, sarajevo) == 1
+    [shown] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert (shown["status"], shown["reason"]) == ("declined", "No adviser free in Sarajevo until March.")
+    event = next(e for e in timeline(gbg, case_id) if e["kind"] == "handover.declined")
+    assert (event["source"], event["verified"], event["detail"]["reason_code"]) == (
+        "ba.cldd-sarajevo", True, "no_capacity")
+    assert hand_over(gbg, case_id, consent_id)["status"] == "queued"  # a declined handover may be sent again
+
+
+def test_child_case_travels_with_its_safeguards(desks: tuple[Desk, Desk], make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    child = copy.deepcopy(CASE)
+    child["returnee"].update(given_names="Emir", date_of_birth="2011-05-14")
+    case_id, consent_id = open_case(gbg, child)
+    gbg.ok("PUT", f"/cases/{case_id}/child-safeguards", "counsellor", headers={"If-Match": '"0"'}, json={
+        "guardian": {"name": "Karin Berg", "relation": "appointed guardian (god man)"},
+        "guardian_consent_at": "2026-11-20T10:00:00Z",
+        "child_views": "Emir wants to live with his grandmother in Sarajevo.",
+        "best_interests_outcome": "Return to the grandmother is in Emir's best interests.",
+        "assessed_at": "2026-11-21T10:00:00Z", "assessed_by": "Göteborgs stad, socialtjänsten"})
+    sent = hand_over(gbg, case_id, consent_id, best_interests_outcome="in_best_interests")
+    assert sent["child"] is True
+    assert deliver(make_worker, gbg) == 1
+    [waiting] = incoming(sarajevo)
+    consent = sarajevo.ok("GET", f"/handovers/{waiting['id']}", "adviser")["consent"]
+    assert waiting["child"] is True and consent["child"]["guardian"]["role"] == "appointed_guardian"
+    assert consent["child"]["best_interests"]["outcome"] == "in_best_interests"
+
+
+def test_an_answer_overtaking_the_receipt_still_sets_the_status(desks: tuple[Desk, Desk],
+                                                               make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg)
+    hand_over(gbg, case_id, consent_id)
+    [queued] = gbg.node.outbound()
+    assert sarajevo.node.post_inbox(queued.envelope).status_code == 200  # arrived; the answer got lost
+    [waiting] = incoming(sarajevo)
+    sarajevo.ok("POST", f"/handovers/{waiting['id']}/accept", "adviser", 201, json={})
+    assert deliver(make_worker, sarajevo) == 1
+    [shown] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert shown["status"] == "accepted" and shown["delivery"]["status"] == "queued"
+    assert deliver(make_worker, gbg) == 1  # the retry gets the original receipt
+    [shown] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert shown["status"] == "accepted" and shown["delivered_at"] is not None
+
+
+def test_progress_on_a_local_case_stays_local(desks: tuple[Desk, Desk]) -> None:
+    gbg, _sarajevo = desks
+    case_id, _consent_id = open_case(gbg)
+    result = gbg.ok("POST", f"/cases/{case_id}/progress", "counsellor", 201, json={"note": "Called Amina."})
+    assert (result["direction"], result["shared_with"]) == ("local", None)
+    assert gbg.count(OutboundMessage) == 0
+    notes = gbg.ok("GET", f"/cases/{case_id}/notes", "counsellor")["items"]
+    assert [n["text"] for n in notes] == ["Called Amina."]
+
+
+def test_progress_is_recorded_when_the_origin_cannot_receive(desks: tuple[Desk, Desk],
+                                                              make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg)
+    hand_over(gbg, case_id, consent_id)
+    deliver(make_worker, gbg)
+    [waiting] = incoming(sarajevo)
+    new_case = sarajevo.ok("POST", f"/handovers/{waiting['id']}/accept", "adviser", 201, json={})["case_id"]
+    from node.exchange.partners import set_status
+
+    with sarajevo.node.sessionmaker() as session:
+        set_status(session, "se.gi-goteborg", "suspended", sarajevo.node.clock.now())
+        session.commit()
+    result = sarajevo.ok("POST", f"/cases/{new_case}/progress", "adviser", 201, json={"note": "Met Amina."})
+    assert result["shared_with"] is None and "suspended" in result["not_shared"]
+    assert sarajevo.count(ProgressUpdate) == 1
+
+
+def test_progress_and_answers_must_cite_the_thread_handover(desks: tuple[Desk, Desk],
+                                                            make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg)
+    hand_over(gbg, case_id, consent_id)
+    deliver(make_worker, gbg)
+    [row] = gbg.node.outbound()
+    wrong = {"handover_id": "AAAAAAAAAAAAAAAAAAAAAA", "accepted_at": "2026-11-23T09:00:00Z"}
+    sarajevo.node.send(gbg.node, wrong, row.thread, msg_type="handover_accepted")
+    assert deliver(make_worker, sarajevo) == 0
+    assert [m.last_error for m in sarajevo.node.outbound()] == ["malformed"]  # parked: refused for good
+    other = {"handover_id": row.message_id, "update_id": "u1", "at": "2026-11-23T09:00:00Z", "note": "x"}
+    sarajevo.node.send(gbg.node, other, "TTTTTTTTTTTTTTTTTTTTTT")
+    deliver(make_worker, sarajevo)
+    assert gbg.count(ProgressUpdate) == gbg.count(PartnerStage) == 0
+    [shown] = gbg.ok("GET", f"/cases/{case_id}/handovers", "counsellor")["items"]
+    assert shown["status"] == "delivered"
