@@ -18,6 +18,10 @@ GUNICORN_DEFAULTS: dict[str, Any] = {
     "timeout": 60,
     "graceful_timeout": 20,
     "keepalive": 5,
+    # Recycle a worker now and then: memory a burst of large requests took is given back (workers fork from
+    # the preloaded master, so a fresh one costs a few milliseconds).
+    "max_requests": 5000,
+    "max_requests_jitter": 500,
     "limit_request_line": 8190,
     "limit_request_fields": 100,
     "accesslog": None,
