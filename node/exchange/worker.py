@@ -154,6 +154,12 @@ class DeliveryWorker:
                            retry_after=answer.retry_after)
         try:
             receipt = strict_loads(answer.body)
+        except (ProtocolError, ValueError):
+            # Not JSON at all: the answer was cut short (the partner died between storing the message and
+            # finishing its answer; http.client hands back a short body without error when the server closes
+            # the connection). Try again: the partner answers the retransmission with the receipt it stored.
+            return Outcome(item, Verdict.RETRY, error="incomplete_answer")
+        try:
             verify_receipt(receipt, self._card(item), message_id=item.message_id,
                            content_hash=item.message_hash)
         except ProtocolError as exc:
