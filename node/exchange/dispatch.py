@@ -1,7 +1,7 @@
 """Hand a verified inbound message to the domain code that acts on its type.
 
-Domain modules register one applier per message type with ``@register("handover")``. ``apply`` imports
-``node.exchange.handovers`` on first use (its import registers the handover domain's appliers); a type with no
+Domain modules register one applier per message type with ``@register("handover")``. ``apply`` imports the
+domain modules of ``DOMAIN_MODULES`` on first use (their import registers their appliers); a type with no
 applier is stored and acknowledged only. An applier runs in the inbox's transaction: if it raises a
 ``ProtocolError`` (e.g. ``OutsideConsentError``) the inbox answers that code and nothing is stored.
 """
@@ -21,7 +21,14 @@ from protocol import NodeKeys, OpenedMessage
 if TYPE_CHECKING:
     from .models import InboundMessage, Partner
 
-HANDOVERS_MODULE = "node.exchange.handovers"
+#: The modules whose import registers the appliers of received messages, one per domain.
+DOMAIN_MODULES = (
+    "node.exchange.handovers",  # handover, handover_accepted, handover_declined, progress_update
+    "node.exchange.keys",  # key_rotated
+    "node.exchange.withdrawal",  # consent_withdrawn, erasure_confirmed
+    "node.exchange.closing",  # case_closed
+    "node.exchange.forwarding",  # forward
+)
 
 
 class Applier(Protocol):
@@ -56,11 +63,12 @@ def _load_domain_appliers() -> None:
         return
     with _load_lock:
         if not _loaded:
-            try:
-                importlib.import_module(HANDOVERS_MODULE)
-            except ModuleNotFoundError as exc:
-                if exc.name != HANDOVERS_MODULE:
-                    raise
+            for module in DOMAIN_MODULES:
+                try:
+                    importlib.import_module(module)
+                except ModuleNotFoundError as exc:
+                    if exc.name != module:
+                        raise
             _loaded = True
 
 
