@@ -13,6 +13,7 @@ Every failure raises a ``ProtocolError`` subclass whose ``code`` is stable and s
 
 from __future__ import annotations
 
+from .bundle import BUNDLE, RECEIPTS, OpenedBundle, open_bundle, seal_bundle, seal_receipts
 from .canonical import b64decode, b64encode, canonical_bytes, strict_loads
 from .cards import (
     NodeCard,
@@ -65,9 +66,11 @@ from .signing import sign_json, signature_ids, verify_signed_json
 from .summary import CATEGORIES, PURPOSES
 
 __all__ = [
+    "BUNDLE",
     "CATEGORIES",
     "MESSAGE_TYPES",
     "PURPOSES",
+    "RECEIPTS",
     "BadSignatureError",
     "BoxCache",
     "ChainError",
@@ -84,6 +87,7 @@ __all__ = [
     "NodeKeys",
     "NonCanonicalError",
     "NotYetValidError",
+    "OpenedBundle",
     "OpenedMessage",
     "OutsideConsentError",
     "OversizedError",
@@ -114,8 +118,11 @@ __all__ = [
     "make_revocation",
     "message_hash",
     "minimise",
+    "open_bundle",
     "open_envelope",
     "seal",
+    "seal_bundle",
+    "seal_receipts",
     "sign_consent",
     "sign_json",
     "signature_ids",

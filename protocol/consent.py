@@ -280,7 +280,7 @@ def _check_consented(part: Mapping[str, Any], recipient: str, now: datetime,
 
 def check_handover(body: Mapping[str, Any], recipient: str, now: datetime,
                    origin_verify_key: nacl.signing.VerifyKey, *, sender: str | None = None,
-                   withdrawals: Iterable[Mapping[str, Any]] = ()) -> None:
+                   withdrawals: Iterable[Mapping[str, Any]] = (), validated: bool = False) -> None:
     """The receiver's consent check of a handover body (after ``open_envelope``).
 
     Args:
@@ -290,6 +290,8 @@ def check_handover(body: Mapping[str, Any], recipient: str, now: datetime,
         origin_verify_key: the originating node's Ed25519 verify key.
         sender: the envelope's sender; when given, the consent must have been recorded by it.
         withdrawals: validated ``consent_withdrawn`` bodies already received for this consent.
+        validated: True when ``body`` is the body of an ``OpenedMessage`` of type ``handover``, which
+            ``open_envelope`` validated against the same schema (step 15): the schema check is not repeated.
     Raises:
         SchemaError: the body is malformed.
         BadSignatureError: the consent is not signed by its origin with ``origin_verify_key``.
@@ -299,8 +301,8 @@ def check_handover(body: Mapping[str, Any], recipient: str, now: datetime,
             for the purpose, or the summary holds a category outside the grant.
     """
     require_aware(now)
-    validated = validate_body("handover", body)
-    _check_consented(validated, recipient, now, origin_verify_key, sender, withdrawals)
+    checked = body if validated else validate_body("handover", body)
+    _check_consented(checked, recipient, now, origin_verify_key, sender, withdrawals)
 
 
 def check_forward(body: Mapping[str, Any], recipient: str, sender: str, now: datetime,

@@ -39,6 +39,7 @@ from .fields import (
 from .summary import (
     CATEGORIES,
     INTERVENTION_KINDS,
+    PURPOSES,
     STAGE_STATUSES,
     ConsentedSummarySchema,
     InterventionSchema,
@@ -47,7 +48,7 @@ from .times import parse_time
 
 MESSAGE_TYPES = frozenset({
     "handover", "receipt", "handover_accepted", "handover_declined", "progress_update", "consent_withdrawn",
-    "erasure_confirmed", "case_closed", "forward", "key_rotated",
+    "erasure_confirmed", "case_closed", "forward", "key_rotated", "custody_notice",
 })
 SUPPORT_KINDS = (*INTERVENTION_KINDS, "reception", "coaching", "authority_contact")
 DECLINE_REASONS = ("no_capacity", "outside_mandate", "insufficient_information", "consent_problem", "other")
@@ -201,6 +202,7 @@ class ErasureConfirmedSchema(StrictSchema):
     erased_at = Time(required=True)
     scope = _nested(ScopeSchema)
     tombstone = _nested(TombstoneSchema, required=True)
+    holder = node_id()
 
 
 # --- closing, forwarding, keys --------------------------------------------------------------------
@@ -238,6 +240,18 @@ class ForwardSchema(StrictSchema):
     cards = bounded_list(_loose_object(32), MAX_CHAIN_STEPS)
 
 
+class CustodyNoticeSchema(StrictSchema):
+    handover_id = message_id(required=True)
+    forwarded_to = node_id(required=True)
+    forwarded_at = Time(required=True)
+    forward_id = message_id(required=True)
+    message_hash = content_hash(required=True)
+    purpose = Enum(PURPOSES, required=True)
+    categories = bounded_list(Enum(CATEGORIES), len(CATEGORIES), unique=True, required=True)
+    reason = Text(NOTE_MAX)
+    card = _loose_object(32)
+
+
 class KeyRotatedSchema(StrictSchema):
     new_card = _loose_object(32, required=True)
     effective_at = Time(required=True)
@@ -261,6 +275,7 @@ _SCHEMAS: Mapping[str, StrictSchema] = MappingProxyType({
     "case_closed": CaseClosedSchema(),
     "forward": ForwardSchema(),
     "key_rotated": KeyRotatedSchema(),
+    "custody_notice": CustodyNoticeSchema(),
 })
 
 

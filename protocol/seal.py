@@ -68,12 +68,17 @@ from .times import require_aware
 
 @dataclass(frozen=True)
 class PartnerView:
-    """What the receiver accepts from one partner: key id → raw public key, and revoked key ids."""
+    """What the receiver accepts from one partner: key id → raw public key, and revoked key ids.
+
+    ``accepted_until`` limits keys of a previous card after a rotation (SPEC.md 3.2): key id → the end of the
+    overlap, from which that key is refused (``unknown_key``). A key not named there has no time limit.
+    """
 
     node_id: str
     signing_keys: Mapping[str, bytes]
     encryption_keys: Mapping[str, bytes]
     revoked: frozenset[str] = frozenset()
+    accepted_until: Mapping[str, datetime] = field(default_factory=dict)
 
     @classmethod
     def from_cards(cls, cards: Iterable[NodeCard], revoked: frozenset[str] = frozenset()) -> PartnerView:
@@ -305,12 +310,16 @@ def open_envelope(
     partner = directory.partner(header.sender)
     if partner is None or partner.node_id != header.sender:
         raise UnknownSenderError("sender not known")
-    # 7. Key ids: the sender's signing and encryption keys, and our encryption key.
+    # 7. Key ids: the sender's signing and encryption keys (a previous card's only until its overlap ends),
+    # and our encryption key.
     for kid, accepted in ((envelope.skid, partner.signing_keys), (envelope.ekid, partner.encryption_keys)):
         if kid in partner.revoked:
             raise RevokedKeyError("sender key revoked")
         if kid not in accepted:
             raise UnknownKeyError("sender key not known")
+        until = partner.accepted_until.get(kid)
+        if until is not None and now >= until:
+            raise UnknownKeyError("sender key no longer accepted: its rotation overlap ended")
     own = {k.ekid: k.encryption_key for k in (keys, *retired_keys)}
     if envelope.rkid not in own:
         raise UnknownKeyError("recipient key not ours")

@@ -31,7 +31,7 @@ GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "se
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
     "handover_declined": (IQ, SE), "progress_update": (IQ, SE), "erasure_confirmed": (IQ, SE),
-    "case_closed": (IQ, SE), "key_rotated": (IQ, SE), "forward": (STO, BA),
+    "case_closed": (IQ, SE), "key_rotated": (IQ, SE), "forward": (STO, BA), "custody_notice": (STO, SE),
 }
 
 

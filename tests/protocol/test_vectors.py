@@ -33,7 +33,7 @@ def test_every_file_is_present_and_negative_vectors_cover_the_issue() -> None:
         "oversized", "unknown_sender", "unknown_key", "revoked_key",
     }
     sealed_types = {v["input"]["type"] for v in files["seal.json"]["vectors"]}
-    assert len(sealed_types) == 10
+    assert len(sealed_types) == 11
 
 
 def test_generated_files_are_up_to_date() -> None:
