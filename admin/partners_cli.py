@@ -155,6 +155,12 @@ def _queue_retry(env: Env, args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
+    from node.exchange.retention import retention_loop
+
+    retention_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
+
+
 def _deliver(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
     from node.exchange.worker import DeliveryWorker, load_settings
@@ -165,12 +171,20 @@ def _deliver(env: Env, args: argparse.Namespace) -> int:
                                  max_backoff_seconds=args.max_backoff, horizon_days=args.horizon_days)
     except (TypeError, ValueError) as exc:
         raise AdminError(f"delivery settings: {exc}") from None
-    worker = DeliveryWorker(sessionmaker=make_sessionmaker(env.engine), clock=env.clock, settings=settings)
+    sessionmaker = make_sessionmaker(env.engine)
+    worker = DeliveryWorker(sessionmaker=sessionmaker, clock=env.clock, settings=settings)
     stop = threading.Event()
-    if not args.once:
+    if args.once:
+        stop.set()  # retention runs once, before the delivery
+    else:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         print(f"delivery worker {worker.worker_id} started ({settings.parallel} in parallel)", flush=True)
+    retention = threading.Thread(target=_retention, args=(stop, env, sessionmaker), name="retention", daemon=True)
+    retention.start()
+    if args.once:
+        retention.join()
+        stop.clear()
     stats = worker.run(stop, once=args.once)
     print(f"delivered {stats.delivered}, retrying {stats.retried}, parked {stats.parked}, "
           f"given up {stats.given_up}", flush=True)

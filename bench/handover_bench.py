@@ -9,21 +9,24 @@ database made and dropped here), become partners through the real path (card fil
 ``tests.harness``) and each runs a delivery worker (``ccm-node deliver``, polling every 50 ms, backing off at
 most 1 s). Everything shares this machine's CPUs: both nodes, their workers, the clients, the database server.
 
-1. Live inbox rate: L ``erasure_confirmed`` messages (a type no domain applier acts on), each on its own
-   thread, sealed here with Göteborg's keys and posted straight to Sarajevo's inbox from C threads.
-2. (a) N cases with an active consent naming Sarajevo are made through the API, then N handovers are sent
+1. (a) N cases with an active consent naming Sarajevo are made through the API, then N handovers are sent
    (``POST /api/v1/cases/{id}/handovers`` from C threads). A handover's latency runs from the API call to the
    ``delivered_at`` of its message in Göteborg's database: the time the delivery worker recorded the verified
    receipt, in the transaction that stores it (read from the database, not by polling the API, which would
    add audited requests to the load). The rate is N over the first call to the last receipt.
    (a') The real inbox alone: the same handover bodies, sealed again on new threads, posted straight to
    Sarajevo's inbox from C threads (what the receiving side costs, without the sending API and worker).
-3. (b) Baseline: ``bench/bare_inbox.py`` (verify + decrypt, one INSERT, a signed receipt) under the same
+2. (b) Baseline: ``bench/bare_inbox.py`` (verify + decrypt, one INSERT, a signed receipt) under the same
    gunicorn settings, with Sarajevo's keys and a database of the same kind, gets the very envelopes of (a)
    (read from Göteborg's outbox) from C threads through the delivery worker's HTTP client, R times over.
-4. (c) Sarajevo's server is stopped, M messages are queued at Göteborg (M/2 case threads of 2 messages, so
-   that order within a thread matters), Sarajevo is started again, and the time from its first answer to the
-   last ``delivered_at`` is the drain time.
+3. Live inbox rate: L messages sealed here with Göteborg's keys and posted straight to Sarajevo's inbox from C
+   threads: L/2 ``handover`` messages, each opening its own thread (the body of a real handover: a case and
+   its consent made through the API, its body taken from ``GET .../handovers/preview``), then a
+   ``case_closed`` in each of those threads: the mix the backlog of (c) holds. (Every message type has a domain
+   applier, which checks that its thread was opened by a handover.)
+4. (c) Sarajevo's server is stopped, M messages are queued at Göteborg (M/2 case threads of 2 messages, a
+   ``handover`` with the body of 3. and its ``case_closed``, so that order within a thread matters), Sarajevo
+   is started again, and the time from its first answer to the last ``delivered_at`` is the drain time.
 
 Each phase also prints the CPU seconds each process tree used (``/proc``; PostgreSQL: all its live server
 processes). Targets: (a) at least 0.5 of (b); (c) at least 0.5 of the live inbox rate. Ctrl-C, SIGTERM or any
@@ -94,6 +97,7 @@ AGREEMENT = "dsa-gi-cldd-sarajevo-2026"
 SENDER_ID, RECEIVER_ID = "se.gi-goteborg", "ba.cldd-sarajevo"
 DELIVER = ("--poll-seconds", "0.05", "--min-backoff", "0.2", "--max-backoff", "1")
 ENQUEUE_BATCH = 500
+BACKLOG = "bench-backlog"  # the case id the backlog's messages are queued under (no such case: a label)
 TARGET = 0.5
 CASE: dict[str, Any] = {
     "returnee": {"given_names": "Amina", "date_of_birth": "1988-03-14", "languages": ["bs", "sv"],
@@ -155,9 +159,17 @@ def thread_id(label: str) -> str:
     return b64encode(hashlib.sha256(label.encode()).digest()[:16])
 
 
-def erasure_body(label: str, now: datetime) -> dict[str, Any]:
-    return {"consent_id": f"consent-{label}", "erased_at": format_time(now),
-            "tombstone": {"message_ids": [], "content_hashes": []}}
+def closing_body(handover_id: str, now: datetime) -> dict[str, Any]:
+    """A ``case_closed`` in the thread of the handover ``handover_id``."""
+    return {"handover_id": handover_id, "closed_at": format_time(now), "outcome": {"code": "plan_completed"}}
+
+
+def handover_body(api: ApiClient) -> dict[str, Any]:
+    """The body of a real handover: a case and its consent made through the API, and the preview's body."""
+    [(case_id, consent_id)] = make_cases(api, 1, 1)
+    body: dict[str, Any] = api.call("GET", f"/cases/{case_id}/handovers/preview", 200,
+                                    params={"recipient": RECEIVER_ID, "consent_id": consent_id})["body"]
+    return body
 
 
 def say(text: str) -> None:
@@ -166,15 +178,23 @@ def say(text: str) -> None:
 
 # --- the phases ---------------------------------------------------------------------------------------------
 
-def live_inbox(pair: Pair, count_: int, threads: int) -> float:
-    """Sarajevo's real inbox rate for fresh messages on independent threads."""
+def live_inbox(pair: Pair, body: dict[str, Any], count_: int, threads: int) -> float:
+    """Sarajevo's real inbox rate: handovers opening fresh threads, then a ``case_closed`` in each."""
     now = datetime.now(UTC)
     label = uuid.uuid4().hex[:8]
-    envelopes = [seal(keys=pair.identity.keys, recipient=pair.card, msg_type="erasure_confirmed",
-                      body=erasure_body(f"live-{i}", now), thread=thread_id(f"live-{label}-{i}"), now=now,
-                      agreement=AGREEMENT, boxes=pair.identity.boxes).data for i in range(count_)]
-    elapsed, _, _ = post_all(pair.receiver.url, envelopes, threads)
-    return count_ / elapsed
+    opening, closing = [], []
+    for i in range((count_ + 1) // 2):
+        thread = thread_id(f"live-{label}-{i}")
+        first = seal(keys=pair.identity.keys, recipient=pair.card, msg_type="handover", body=body, thread=thread,
+                     now=now, agreement=AGREEMENT, boxes=pair.identity.boxes)
+        opening.append(first.data)
+        closing.append(seal(keys=pair.identity.keys, recipient=pair.card, msg_type="case_closed",
+                            body=closing_body(first.header.id, now), thread=thread, now=now,
+                            prev=first.message_hash, agreement=AGREEMENT, boxes=pair.identity.boxes).data)
+    closing = closing[:count_ - len(opening)]
+    elapsed, _, _ = post_all(pair.receiver.url, opening, threads)
+    elapsed_closing, _, _ = post_all(pair.receiver.url, closing, threads)
+    return count_ / (elapsed + elapsed_closing)
 
 
 def make_cases(api: ApiClient, count_: int, threads: int) -> list[tuple[str, str]]:
@@ -207,6 +227,8 @@ def handovers(pair: Pair, cases: list[tuple[str, str]], threads: int, figures: F
             api_times.append(time.perf_counter() - t0)
 
     handover = OutboundMessage.type == "handover"
+    inbound = sa.select(sa.func.count()).select_from(InboundMessage).where(InboundMessage.type == "handover")
+    before = count(pair.receiver_db, inbound)  # the live phase's
     t0 = time.perf_counter()
     parallel(send, cases, threads)
     figures.api_rate = len(cases) / (time.perf_counter() - t0)
@@ -216,8 +238,7 @@ def handovers(pair: Pair, cases: list[tuple[str, str]], threads: int, figures: F
     with pair.sender_db.connect() as conn:
         done = {row.case_id: row.delivered_at.timestamp() for row in conn.execute(
             sa.select(OutboundMessage.case_id, OutboundMessage.delivered_at).where(handover))}
-    received = count(pair.receiver_db, sa.select(sa.func.count()).select_from(InboundMessage)
-                     .where(InboundMessage.type == "handover"))
+    received = count(pair.receiver_db, inbound) - before
     if received != len(cases):
         raise BenchError(f"Sarajevo holds {received} handovers, not {len(cases)}")
     figures.handover_rate = len(cases) / (max(done.values()) - min(started.values()))
@@ -281,14 +302,15 @@ def subprocess_popen(args: list[str], log: Any) -> subprocess.Popen[bytes]:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def drain(pair: Pair, count_: int, figures: Figures) -> None:
+def drain(pair: Pair, body: dict[str, Any], count_: int, figures: Figures) -> None:
     """(c): the receiver goes away, a backlog builds up, the receiver comes back."""
     receiver = pair.receiver
     assert receiver.proc is not None
     receiver.stop_process(receiver.proc)
     receiver.proc = None
     engine = make_engine(load_config(pair.sender.data_dir).database_url)
-    threads, label = max(1, count_ // 2), uuid.uuid4().hex[:8]
+    threads, label = (count_ + 1) // 2, uuid.uuid4().hex[:8]
+    opened: dict[int, str] = {}  # thread number → the message id of its handover
     try:
         sessions = make_sessionmaker(engine)
         start = time.perf_counter()
@@ -296,15 +318,19 @@ def drain(pair: Pair, count_: int, figures: Figures) -> None:
             now = datetime.now(UTC)
             with sessions() as session:
                 for i in range(batch, min(count_, batch + ENQUEUE_BATCH)):
-                    enqueue(session, keys=pair.identity.keys, recipient=RECEIVER_ID,
-                            msg_type="erasure_confirmed", body=erasure_body(f"backlog-{i}", now),
-                            thread=thread_id(f"backlog-{label}-{i % threads}"), now=now,
-                            boxes=pair.identity.boxes)
+                    n = i % threads
+                    first = n not in opened
+                    message = enqueue(session, keys=pair.identity.keys, recipient=RECEIVER_ID,
+                                      msg_type="handover" if first else "case_closed",
+                                      body=body if first else closing_body(opened[n], now),
+                                      thread=thread_id(f"backlog-{label}-{n}"), now=now, case_id=BACKLOG,
+                                      boxes=pair.identity.boxes)
+                    opened.setdefault(n, message.message_id)
                 session.commit()
         figures.enqueue_rate = count_ / (time.perf_counter() - start)
     finally:
         engine.dispose()
-    backlog = OutboundMessage.type == "erasure_confirmed"
+    backlog = OutboundMessage.case_id == BACKLOG
     receiver.start(workers=2)
     online = time.time()
     meter = pair.meter()
@@ -345,14 +371,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> Figures:
         stack.callback(pair.sender_db.dispose)
         stack.callback(pair.receiver_db.dispose)
 
-        say(f"live inbox: {args.live} messages straight to Sarajevo's inbox")
-        meter = pair.meter()
-        meter.start()
-        figures.live_rate = live_inbox(pair, args.live, args.clients)
-        figures.cpu["live inbox"] = meter.stop()
         say(f"(a) {args.handovers} cases with consents through the API")
         cases = make_cases(pair.api, args.handovers, args.clients)
         say(f"(a) {args.handovers} handovers")
+        meter = pair.meter()
         meter.start()
         handovers(pair, cases, args.clients, figures)
         figures.cpu["(a) handovers"] = meter.stop()
@@ -364,8 +386,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> Figures:
         say("(b) the bare inbox on the envelopes of (a)")
         bare_url = make_url() or f"sqlite:///{root / 'bare.db'}"
         baseline(stack, root, pair, rows, bare_url, args.clients, args.baseline_rounds, figures)
+        body = handover_body(pair.api)
+        say(f"live inbox: {args.live} messages straight to Sarajevo's inbox (handovers, then case_closed)")
+        meter.start()
+        figures.live_rate = live_inbox(pair, body, args.live, args.clients)
+        figures.cpu["live inbox"] = meter.stop()
         say(f"(c) Sarajevo stopped; {args.backlog} messages queued; Sarajevo back")
-        drain(pair, args.backlog, figures)
+        drain(pair, body, args.backlog, figures)
         say("stopping")
     report(backend, figures, args)
     return figures
@@ -388,7 +415,7 @@ def report(backend: str, f: Figures, args: argparse.Namespace) -> None:
          f"{f.baseline_rate:7.1f} /s   per request: p50 {f.baseline_latency[0]:.1f} ms, "
          f"p99 {f.baseline_latency[1]:.1f} ms"),
         ("    ratio (a) / (b)", verdict(f.handover_rate / f.baseline_rate)),
-        (f"    live inbox ({args.live} erasure_confirmed)", f"{f.live_rate:7.1f} /s"),
+        (f"    live inbox ({args.live} messages)", f"{f.live_rate:7.1f} /s"),
         (f"(c) backlog drain ({args.backlog})",
          f"{args.backlog / f.drain_seconds:7.1f} /s   in {f.drain_seconds:.1f} s "
          f"(queued beforehand at {f.enqueue_rate:.0f} /s)"),

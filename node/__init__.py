@@ -41,6 +41,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     from .cases.views import make_blueprint as cases_blueprint
     from .errors import register_error_handlers
     from .exchange.api import make_blueprint as handovers_blueprint
+    from .exchange.consent_api import make_blueprint as consent_chain_blueprint
     from .exchange.federation import make_blueprint as federation_blueprint
 
     app = Flask(__name__)
@@ -55,7 +56,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     app.teardown_appcontext(close_request_session)
     register_error_handlers(app)
     init_auth(app)
-    init_api(app, [cases_blueprint(), handovers_blueprint()])
+    init_api(app, [cases_blueprint(), handovers_blueprint(), consent_chain_blueprint()])
     app.register_blueprint(federation_blueprint())
     register_error_handlers(app)  # again: flask-smorest registered its own HTTPException handler
     return app

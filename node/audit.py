@@ -4,7 +4,9 @@ Append-only and hash-chained. Entry ``n`` stores ``prev_hash`` (the hash of entr
 first) and ``entry_hash`` = SHA-256 of the RFC 8785 canonical JSON of all its other fields. A one-row
 ``audit_head`` table holds the sequence number and hash of the newest entry; appending locks that row
 (``FOR UPDATE`` on PostgreSQL; SQLite transactions are already serialised by ``BEGIN IMMEDIATE``), so sequence
-numbers are contiguous and the chain never forks, whatever the number of workers.
+numbers are contiguous and the chain never forks, whatever the number of workers. A transaction that appends
+several entries (a handover: the message sent, the handover created) locks and reads the head once: the
+session remembers the locked head row for the rest of its transaction.
 
 :func:`verify_chain` walks the log and names every entry that was edited (its hash no longer matches its
 content), deleted (a gap in the sequence, or a log shorter than the head says) or reordered (a broken link).
@@ -83,6 +85,31 @@ def compute_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(canonical_bytes(_content(entry))).hexdigest()
 
 
+_HEAD = "ccm_audit_head"
+_LOCK_HEAD = sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
+
+
+def _locked_head(session: orm.Session) -> AuditHead:
+    """The head row, locked for this session's transaction.
+
+    The first entry reads it ``FOR UPDATE`` and the session keeps it in ``session.info`` with the (possibly
+    nested) transaction that took the lock; later entries use it while that transaction is still active. A
+    savepoint rolled back gives its row locks up on PostgreSQL: its transaction is then no longer active and
+    the next entry locks the row again. Every entry flushes the head, so a row expired meanwhile reloads the
+    transaction's own state.
+    """
+    held = session.info.get(_HEAD)
+    if held is not None and held[0].is_active and held[1] in session:
+        head: AuditHead = held[1]
+        return head
+    found = session.scalar(_LOCK_HEAD)
+    if found is None:
+        found = AuditHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
+        session.add(found)
+    session.info[_HEAD] = (session.get_nested_transaction() or session.get_transaction(), found)
+    return found
+
+
 def record(session: orm.Session, *, actor: Actor | None, action: str, object_type: str, object_id: str | None,
            case_id: str | None, now: datetime, detail: dict[str, Any] | None = None) -> AuditEntry:
     """Append one entry to the chain, in the caller's transaction (it commits or rolls back with the change).
@@ -97,10 +124,7 @@ def record(session: orm.Session, *, actor: Actor | None, action: str, object_typ
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    head = session.scalar(sa.select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    if head is None:
-        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(head)
+    head = _locked_head(session)
     entry = AuditEntry(
         seq=head.last_seq + 1,
         at=now,

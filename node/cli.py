@@ -7,6 +7,9 @@
     ccm-node demo [--base-dir var/demo] [--check]    the four-node demo network (node/demo_network.py)
     ccm-node --data-dir DIR user add|list ... / token create|revoke ... / audit verify   (admin/cli.py)
     ccm-node --data-dir DIR card | fingerprint | partner ... | queue ... | deliver   (admin/partners_cli.py)
+    ccm-node --data-dir DIR retention run | erasures | case export CASE | custody show CASE   (admin/consent_cli.py)
+    ccm-node --data-dir DIR keys rotate | revoke | status | partners | revocation-...   (admin/keys_cli.py)
+    ccm-node --data-dir DIR bundle export --to NODE --out FILE | bundle import FILE   (admin/bundles_cli.py)
 
 Every error is one line on stderr and a non-zero exit (2 for usage and configuration, 1 for a refused
 operation); never a traceback.
@@ -140,7 +143,10 @@ def _cmd_demo(_env: Env, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from admin.bundles_cli import register as register_bundles
     from admin.cli import register as register_admin
+    from admin.consent_cli import register as register_consent
+    from admin.keys_cli import register as register_keys
     from admin.partners_cli import register as register_partners
 
     parser = argparse.ArgumentParser(prog="ccm-node", description="Run and administer a CCM Exchange node.")
@@ -183,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_admin(sub)
     register_partners(sub)
+    register_keys(sub)
+    register_consent(sub)
+    register_bundles(sub)
     return parser
 
 

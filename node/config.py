@@ -63,6 +63,8 @@ class NodeConfig:
     max_request_bytes: int = 1_048_576
     token_days: int = 90
     timezone: str = "UTC"
+    #: an erasure a holder has not confirmed within this many hours is flagged to the admin
+    erasure_confirm_hours: int = 72
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -144,9 +146,16 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
             max_request_bytes=int(settings.get("max_request_bytes", 1_048_576)),
             token_days=int(settings.get("token_days", 90)),
             timezone=str(settings.get("timezone", "UTC")),
+            erasure_confirm_hours=_positive(settings.get("erasure_confirm_hours", 72), "erasure_confirm_hours"),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node.toml: invalid setting: {exc}") from None
+
+
+def _positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"node.toml: [settings] {name} must be a positive whole number")
+    return value
 
 
 def default_prefix(node_id: str) -> str:
@@ -179,6 +188,9 @@ def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url
         "max_request_bytes = 1048576",
         "token_days = 90",
         'timezone = "UTC"',
+        "# Hours a partner has to confirm an erasure (consent withdrawn, handover revoked) before the",
+        "# request is flagged to the admin ('ccm-node erasures --overdue').",
+        "erasure_confirm_hours = 72",
         "",
     ]
     if database_url:

@@ -6,11 +6,15 @@ transaction avoids the "upgrade a read to a write" deadlock that WAL answers wit
 PostgreSQL is reached with psycopg 3 (``postgresql+psycopg://``).
 
 Views get their session from :func:`request_session`; services take a session as an argument and never
-commit; the view (or job) that owns the unit of work commits.
+commit; the view (or job) that owns the unit of work commits. On SQLite a view may also take a
+:func:`request_reader`: a read-only session on a second engine whose transactions are plain (deferred) ones,
+so that a service can do its reading and its cryptography on one consistent snapshot *before* it takes the
+write lock, and hold that lock only for the re-check of what decides the outcome and for the writes.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +79,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA secure_delete=ON")  # erased case data is overwritten in the file, not unlinked
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -92,6 +97,45 @@ def make_sessionmaker(engine: sa.Engine) -> orm.sessionmaker[orm.Session]:
     return orm.sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def make_reader_engine(engine: sa.Engine) -> sa.Engine | None:
+    """For a SQLite engine, an engine on the same file whose connections cannot write (``query_only``) and
+    whose transactions begin deferred: a reader sees one committed snapshot from its first statement to its
+    rollback and never takes or waits for the write lock. None for other databases (PostgreSQL readers never
+    block writers: read on the writing session).
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None  # (an in-memory database cannot be opened twice)
+    reader = sa.create_engine(engine.url, connect_args={"timeout": 30})
+
+    @event.listens_for(reader, "connect")
+    def _read_only(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        dbapi_conn.execute("PRAGMA query_only=ON")
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+    @event.listens_for(reader, "begin")
+    def _deferred_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")  # deferred: a read snapshot, no lock on the writers
+
+    return reader
+
+
+def request_reader() -> orm.Session | None:
+    """On SQLite, a read-only session of the current request (created on first use, closed at teardown;
+    its engine is made once per process, after gunicorn forked); None on other databases."""
+    if "db_reader" in g:
+        reader: orm.Session | None = g.db_reader
+        return reader
+    app = current_app
+    held = app.extensions.get("ccm_reader")
+    if held is None or held[0] != os.getpid():
+        engine = make_reader_engine(app.extensions["ccm"].engine)
+        held = (os.getpid(), orm.sessionmaker(bind=engine) if engine is not None else None)
+        app.extensions["ccm_reader"] = held
+    g.db_reader = held[1]() if held[1] is not None else None
+    return g.db_reader
+
+
 def request_session() -> orm.Session:
     """The session of the current request (created on first use, closed at teardown)."""
     if "db_session" not in g:
@@ -105,3 +149,6 @@ def close_request_session(_exc: BaseException | None = None) -> None:
     if session is not None:
         session.rollback()  # anything the view did not commit is not half-saved
         session.close()
+    reader = g.pop("db_reader", None)
+    if reader is not None:
+        reader.close()

@@ -18,7 +18,7 @@ def target_metadata() -> sa.MetaData:
     from . import accounts, audit  # noqa: F401
     from .cases import models  # noqa: F401
     from .db import Base
-    from .exchange import handover_models  # noqa: F401
+    from .exchange import custody_models, erasure_models, handover_models  # noqa: F401
     from .exchange import models as exchange_models  # noqa: F401
 
     return Base.metadata

@@ -107,7 +107,11 @@ def clock(_shared_clock: FakeClock) -> FakeClock:
 
 @pytest.fixture(scope="session")
 def node_config(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> NodeConfig:
-    return config_for_tests(tmp_path_factory.mktemp("node"), database_url)
+    from node.exchange.keystore import generate_node_keys
+
+    config = config_for_tests(tmp_path_factory.mktemp("node"), database_url)
+    generate_node_keys(config.data_dir, config.node_id)  # every node has its keys (``ccm-node init``)
+    return config
 
 
 @pytest.fixture(scope="session")

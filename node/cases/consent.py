@@ -76,7 +76,7 @@ def present_consent(consent: Consent, missing: list[str], today: dt.date) -> dic
 
 def case_consents(session: orm.Session, case: Case, today: dt.date) -> list[dict[str, Any]]:
     """Every consent of the case with its computed status, oldest first."""
-    missing = _missing(session, case)
+    missing = case_missing_safeguards(session, case)
     rows = session.scalars(sa.select(Consent).where(Consent.case_id == case.id)
                            .order_by(Consent.created_at, Consent.id))
     return [present_consent(c, missing, today) for c in rows]
@@ -87,7 +87,7 @@ def active_consents(session: orm.Session, case: Case, now: dt.datetime) -> list[
     return [c for c in case_consents(session, case, now.date()) if c["status"] == "active"]
 
 
-def _missing(session: orm.Session, case: Case) -> list[str]:
+def case_missing_safeguards(session: orm.Session, case: Case) -> list[str]:
     return missing_safeguards(case, session.get(ChildSafeguards, case.id))
 
 
@@ -121,7 +121,7 @@ def get_consent(session: orm.Session, actor: Actor, case_id: str, consent_id: st
     consent = _consent(session, case, consent_id)
     record(session, actor=actor, action="read", object_type="consent", object_id=consent.id, case_id=case.id,
            now=now)
-    return present_consent(consent, _missing(session, case), now.date())
+    return present_consent(consent, case_missing_safeguards(session, case), now.date())
 
 
 def create_consent(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any],
@@ -148,7 +148,7 @@ def create_consent(session: orm.Session, actor: Actor, case_id: str, data: dict[
                       created_at=now)
     session.add(consent)
     session.flush()
-    result = present_consent(consent, _missing(session, case), now.date())
+    result = present_consent(consent, case_missing_safeguards(session, case), now.date())
     detail = {"consent_id": consent.id, "categories": consent.categories, "recipients": consent.recipients,
               "status": result["status"]}
     record_event(session, case, kind="consent.given", now=now, actor=actor, object_type="consent",
@@ -182,7 +182,7 @@ def withdraw_consent(session: orm.Session, actor: Actor, case_id: str, consent_i
                  object_id=consent.id, detail={"consent_id": consent.id, "recipients": consent.recipients})
     record(session, actor=actor, action="withdraw", object_type="consent", object_id=consent.id,
            case_id=case.id, now=now)
-    return present_consent(consent, _missing(session, case), now.date())
+    return present_consent(consent, case_missing_safeguards(session, case), now.date())
 
 
 # --- child safeguards -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from node.config import Stage
 
 from .access import case_for
 from .consent import case_consents, present_safeguards
-from .models import CasePlan, ChildSafeguards
+from .models import Case, CasePlan, ChildSafeguards
 from .progress import interventions, notes
 from .sections import intake_sections, present_plan
 from .services import household
@@ -32,8 +32,16 @@ def export_case(session: orm.Session, actor: Actor, case_id: str, stages: Sequen
         NotFound: no such case visible to the actor.
     """
     case = case_for(session, actor, case_id, "case.export")
+    document = case_document(session, case, stages, now)
+    record(session, actor=actor, action="export", object_type="case", object_id=case.id, case_id=case.id,
+           now=now, detail={"sections": sorted(k for k in document if k != "exported_at")})
+    return document
+
+
+def case_document(session: orm.Session, case: Case, stages: Sequence[Stage], now: dt.datetime) -> dict[str, Any]:
+    """Everything recorded on a case, as one document (no access check, no audit: the caller's)."""
     titles = titles_of(stages)
-    document = {
+    return {
         "exported_at": now,
         "case": case,
         "household": household(session, case.id),
@@ -46,6 +54,3 @@ def export_case(session: orm.Session, actor: Actor, case_id: str, stages: Sequen
         "progress_notes": notes(session, case.id),
         "timeline": case_events(session, case.id),
     }
-    record(session, actor=actor, action="export", object_type="case", object_id=case.id, case_id=case.id,
-           now=now, detail={"sections": sorted(k for k in document if k != "exported_at")})
-    return document

@@ -25,7 +25,6 @@ from .outputs import (
 )
 from .schemas import (
     ConsentCreateSchema,
-    ConsentWithdrawSchema,
     IntakeSectionWriteSchema,
     InterventionCreateSchema,
     InterventionPatchSchema,
@@ -189,17 +188,6 @@ def _consent(blp: Blueprint) -> None:
         """One consent record"""
         now, actor = now_and_actor()
         result = consent.get_consent(request_session(), actor, case_id, consent_id, now)
-        commit()
-        return result
-
-    @blp.route("/cases/<case_id>/consents/<consent_id>/withdraw", methods=["POST"])
-    @blp.arguments(ConsentWithdrawSchema)
-    @blp.response(200, ConsentOut)
-    @documented(blp, 404, 409)
-    def withdraw_consent(data: dict[str, Any], case_id: str, consent_id: str) -> Any:
-        """Withdraw a consent (with a reason)"""
-        now, actor = now_and_actor()
-        result = consent.withdraw_consent(request_session(), actor, case_id, consent_id, data, now)
         commit()
         return result
 

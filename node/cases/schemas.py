@@ -228,11 +228,6 @@ class ConsentCreateSchema(Schema):
     given_at = SaneDateTime(metadata={"description": "Defaults to now"})
 
 
-class ConsentWithdrawSchema(Schema):
-    reason = Text(1000, min_length=1, multiline=True, required=True)
-    withdrawn_at = SaneDateTime(metadata={"description": "Defaults to now"})
-
-
 # --- interventions and progress notes ---------------------------------------------------------------------
 
 class _InterventionFields(Schema):

@@ -19,9 +19,7 @@ from node.db import request_session
 
 from . import reports, search, services
 from .concurrency import Expected, etag, expected_from
-from .export import export_case
 from .outputs import (
-    CaseExportOut,
     CaseOut,
     CasePageOut,
     HouseholdListOut,
@@ -152,16 +150,6 @@ def _register_case_routes(blp: Blueprint) -> None:
         """Everything that happened on the case, oldest first"""
         now, actor = now_and_actor()
         result = get_timeline(request_session(), actor, case_id, now)
-        commit()
-        return result
-
-    @blp.route("/cases/<case_id>/export", methods=["GET"])
-    @blp.response(200, CaseExportOut)
-    @documented(blp, 404)
-    def export(case_id: str) -> Any:
-        """The whole case in one document (audited as an export)"""
-        now, actor = now_and_actor()
-        result = export_case(request_session(), actor, case_id, node_config().stages, now)
         commit()
         return result
 

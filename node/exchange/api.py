@@ -12,7 +12,7 @@ from flask import current_app
 
 from node.api import Blueprint
 from node.cases.views import commit, documented, node_config, now_and_actor
-from node.db import request_session
+from node.db import request_reader, request_session
 
 from . import handovers
 from .handover_decisions import accept_handover, decline_handover
@@ -62,7 +62,8 @@ def _register_sending(blp: Blueprint) -> None:
         now, actor = now_and_actor()
         node = identity()
         result = handovers.send_handover(request_session(), actor, case_id, data, keys=node.keys,
-                                         config=node_config(), now=now, boxes=node.boxes)
+                                         config=node_config(), now=now, boxes=node.boxes,
+                                         reader=request_reader())
         commit()
         return result
 

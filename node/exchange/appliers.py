@@ -34,6 +34,7 @@ from protocol.times import parse_time
 from .dispatch import register
 from .handover_models import Handover, PartnerStage, ProgressUpdate
 from .models import InboundMessage, Partner
+from .partner_keys import signing_key_for
 
 
 def verify_key(partner: Partner) -> nacl.signing.VerifyKey:
@@ -62,7 +63,12 @@ def apply_handover(session: orm.Session, *, message: InboundMessage, opened: Ope
     if message.seq != 1 or reused is not None:
         raise MalformedError("a handover must open its case thread")
     body = opened.body
-    check_handover(body, keys.node_id, now, verify_key(partner), sender=partner.node_id)
+    # open_envelope validated the body against the handover schema (step 15): not again here.
+    from .withdrawal import withdrawals_for  # (imports this module's neighbours)
+
+    check_handover(body, keys.node_id, now, signing_key_for(session, partner, body["consent"]),
+                   sender=partner.node_id, validated=True,
+                   withdrawals=withdrawals_for(session, partner.node_id, body["consent"]["consent_id"]))
     consent, summary = body["consent"], body["summary"]
     handover = Handover(
         id=str(uuid.uuid4()), direction="incoming", status="pending", partner_id=partner.id,
@@ -72,8 +78,7 @@ def apply_handover(session: orm.Session, *, message: InboundMessage, opened: Ope
         body=body, consent=consent, child=is_child_case(consent, summary, now),
         destination_country=body["case"]["destination"]["country"],
         retain_until=_retain_until(body["retention"], now), created_at=now, created_by=None)
-    session.add(handover)
-    session.flush()
+    session.add(handover)  # flushed with its audit entry
     record(session, actor=None, action="create", object_type="handover", object_id=handover.id, case_id=None,
            now=now, detail={"from": partner.node_id, "handover_id": handover.message_id,
                             "categories": handover.categories})
@@ -85,10 +90,11 @@ def thread_handover(session: orm.Session, opened: OpenedMessage, partner: Partne
     Raises:
         MalformedError: no such handover (SPEC.md 8.3).
     """
+    # Found by the id it names (the unique index on direction, partner, message id), then its thread checked.
     handover = session.scalar(sa.select(Handover).where(
         Handover.direction == "outgoing", Handover.partner_node == partner.node_id,
-        Handover.thread == opened.header.thread))
-    if handover is None or handover.message_id != opened.body["handover_id"]:
+        Handover.message_id == opened.body["handover_id"]))
+    if handover is None or handover.thread != opened.header.thread:
         raise MalformedError("handover_id is not the handover that opened this thread")
     return handover
 
@@ -96,6 +102,10 @@ def thread_handover(session: orm.Session, opened: OpenedMessage, partner: Partne
 def _answered(session: orm.Session, opened: OpenedMessage, partner: Partner, message: InboundMessage,
               status: str, at: str) -> tuple[Handover, Case | None]:
     handover = thread_handover(session, opened, partner)
+    if handover.status == "revoked":  # the answer crossed our revocation: kept, the handover stays revoked
+        handover.decided_at = parse_time(at)
+        message.case_id = handover.case_id
+        return handover, None
     if handover.status != "pending":
         raise MalformedError(f"the handover was {handover.status} already")
     handover.status = status
@@ -199,3 +209,7 @@ def apply_progress(session: orm.Session, *, message: InboundMessage, opened: Ope
            stages=[{"key": c["key"], "status": c["status"]} for c in values["stage_changes"]],
            interventions=[{"id": i["id"], "status": i["status"]} for i in values["interventions"]],
            meetings=len(values["meetings"]), note="note" in body)
+    if handover.kind == "forward":  # the case came to us from a partner: the progress goes on towards the origin
+        from .forwarding import relay_progress
+
+        relay_progress(session, handover, body, partner.node_id, keys=keys, now=now)

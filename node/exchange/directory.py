@@ -1,8 +1,12 @@
 """The protocol's ``Directory`` and ``History`` over this node's database, for ``open_envelope``.
 
 Only active partners are in the directory: a suspended or revoked partner, like an unknown node, is refused
-at step 6 of the verification order, before any decryption. Both objects remember the rows they found so
-that the inbox does not query twice.
+at step 6 of the verification order, before any decryption. A partner whose current key it revoked itself
+(``key_revoked``) is in it with no accepted key, so that its old key gets ``revoked_key`` and anything else
+``unknown_key`` (the sender retries, and gets through once the administrator checked the new fingerprint).
+The accepted keys follow the partner's key history (``partner_keys.partner_view``): a rotated-out key until
+the end of its overlap, never a revoked one. Both objects remember the rows they found so that the inbox does
+not query twice.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from protocol import PartnerView, b64decode
+from protocol import PartnerView
 
 from .models import InboundMessage, Partner
+from .partner_keys import partner_view
 
 
 class DatabaseDirectory:
@@ -24,14 +29,10 @@ class DatabaseDirectory:
 
     def partner(self, node_id: str) -> PartnerView | None:
         row = self._session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
-        if row is None or row.status != "active":
+        if row is None or row.status not in ("active", "key_revoked"):
             return None
         self.found = row
-        return PartnerView(
-            node_id=row.node_id,
-            signing_keys={row.signing_kid: b64decode(row.signing_key, length=32)},
-            encryption_keys={row.encryption_kid: b64decode(row.encryption_key, length=32)},
-        )
+        return partner_view(self._session, row)
 
 
 class DatabaseHistory:

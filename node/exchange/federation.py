@@ -1,4 +1,5 @@
-"""The federation endpoints other nodes call: ``GET /federation/v1/card`` and ``POST /federation/v1/inbox``.
+"""The federation endpoints other nodes call: ``GET /federation/v1/card``, ``POST /federation/v1/inbox`` and
+``POST /federation/v1/revocation``.
 
 No staff authentication here: a partner is authenticated by its signatures (``inbox.receive``). Every refusal
 is a problem-details body carrying the protocol's error code and nothing else, with the HTTP status below; the
@@ -14,6 +15,14 @@ message on any other 4xx (``retry.classify``), so the statuses are chosen by whe
 413  oversized
 422  expired, not_yet_valid, and a body that fails its schema (code malformed)
 ===  ===============================================================================================
+
+During a key rotation the inbox opens an envelope with the key pair it is sealed to (the current one, or the
+previous one until the end of its overlap: ``NodeIdentity.keys_for_envelope``), and the receipt it answers
+with is signed by every key the sender may hold for this node (``NodeIdentity.cosign_receipt``).
+
+``/revocation`` takes a partner's signed revocation statements (``keys.accept_revocations``): 200 with the
+key ids newly revoked; 404 ``unknown_sender`` for a node that is not a partner (nothing stored); 401
+``unknown_key`` / ``bad_signature`` for a statement not signed by a key this node trusts; 400 and 413 as above.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from protocol import OversizedError, ProtocolError, SchemaError
 from protocol.envelope import MAX_ENVELOPE_BYTES
 
 from .inbox import receive
+from .keys import MAX_REVOCATION_BYTES, accept_revocations
 from .keystore import identity_for_app
 
 log = logging.getLogger(__name__)
@@ -107,15 +117,16 @@ def inbox() -> Response:
     reader = _reader(app)
     now = ctx.clock.now()
 
+    keys = identity.keys_for_envelope(data, now)
+
     def attempt() -> Response:
         try:
-            answer = receive(session, data=data, keys=identity.keys, now=now, boxes=identity.boxes,
-                             reader=reader)
+            answer = receive(session, data=data, keys=keys, now=now, boxes=identity.boxes, reader=reader)
         finally:
             if reader is not None:
                 reader.close()
         session.commit()
-        return Response(answer.receipt, status=200, mimetype="application/json")
+        return Response(identity.cosign_receipt(answer.receipt, now), status=200, mimetype="application/json")
 
     try:
         try:
@@ -131,8 +142,36 @@ def inbox() -> Response:
         return refusal(exc)
 
 
+def revocation() -> Response:
+    if request.content_length is not None and request.content_length > MAX_REVOCATION_BYTES:
+        return refusal(OversizedError())
+    data = request.stream.read(MAX_REVOCATION_BYTES + 1)
+    ctx = current_app.extensions["ccm"]
+    session = request_session()
+
+    def attempt() -> Response:
+        result = accept_revocations(session, data, now=ctx.clock.now(), source="federation")
+        session.commit()
+        return Response(json.dumps({"revoked": result.revoked, "known": result.known}), status=200,
+                        mimetype="application/json")
+
+    try:
+        try:
+            return attempt()
+        except IntegrityError:  # the same statement recorded by a concurrent request: known the second time
+            session.rollback()
+            return attempt()
+    except ProtocolError as exc:
+        session.rollback()
+        log.info("refused a revocation: %s (%s)", exc.code, exc.message)
+        if exc.code == "unknown_sender":
+            return problem(404, "Not Found", exc.code)
+        return refusal(exc)
+
+
 def make_blueprint() -> Blueprint:
     bp = Blueprint("federation", __name__, url_prefix="/federation/v1")
     bp.add_url_rule("/card", "card", card, methods=["GET"])
     bp.add_url_rule("/inbox", "inbox", inbox, methods=["POST"])
+    bp.add_url_rule("/revocation", "revocation", revocation, methods=["POST"])
     return bp

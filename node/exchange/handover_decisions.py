@@ -32,11 +32,11 @@ from node.errors import Conflict
 from protocol import BoxCache, NodeKeys, ProtocolError, check_handover
 from protocol.times import format_time
 
-from .appliers import verify_key
 from .handover_models import Handover
 from .handovers import HandoverRefused, present, visible_handover
 from .models import InboundMessage, OutboundMessage, Partner
 from .outbox import enqueue
+from .partner_keys import signing_key_for
 from .summary import case_data, intervention_id, line
 
 _RECEIVED_STATUS = {"returned": "in_reintegration", "follow_up": "in_reintegration"}
@@ -124,7 +124,13 @@ def accept_handover(session: orm.Session, actor: Actor, handover_id: str, data: 
     if partner is None:
         raise Conflict("The sender is no longer a partner of this node.")
     try:
-        check_handover(body, keys.node_id, now, verify_key(partner), sender=partner.node_id)
+        if handover.kind == "forward":
+            from .forwarding import recheck  # (imports this module's neighbours)
+
+            recheck(session, handover, partner, keys, now)
+        else:
+            check_handover(body, keys.node_id, now, signing_key_for(session, partner, body["consent"]),
+                           sender=partner.node_id)
     except ProtocolError as exc:
         raise HandoverRefused(f"The consent no longer allows this handover ({exc.code}): decline it "
                               "(consent_problem).", exc.code) from None

@@ -26,7 +26,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from node.db import Base, UTCDateTime
 
 DIRECTIONS = ("outgoing", "incoming")
-HANDOVER_STATUSES = ("pending", "accepted", "declined")
+#: ``revoked``: an outgoing handover its sender took back; ``erased``: an incoming one whose data was erased
+HANDOVER_STATUSES = ("pending", "accepted", "declined", "revoked", "erased")
+#: ``handover`` from the origin, or ``forward`` from a node that holds the case
+HANDOVER_KINDS = ("handover", "forward")
 UPDATE_DIRECTIONS = ("sent", "received", "local")
 
 
@@ -65,11 +68,25 @@ class Handover(Base):
     local_reference: Mapped[str | None] = mapped_column(sa.String(64))
     #: outgoing, once accepted: the adviser and first meeting the partner named
     answer: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="handover")
+    #: the node whose consent the case travels under (the sender, for a handover)
+    origin_node: Mapped[str | None] = mapped_column(sa.String(80))
+    #: an outgoing forward: the incoming handover (or forward) it passes on
+    upstream_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("handovers.id",
+                                                                                 ondelete="SET NULL"))
+    #: an incoming forward: ``{"chain": [signed custody steps], "cards": [cards vouched for by the sender]}``
+    custody: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: ``{"code", "text"?, "by"}``: the outcome and the node that closed the case
+    close_outcome: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
     version: Mapped[int] = mapped_column(sa.Integer())
 
     __table_args__ = (
         sa.UniqueConstraint("direction", "partner_node", "message_id", name="uq_handovers_message"),
         sa.Index("ix_handovers_direction_status", "direction", "status", "created_at"),
+        # every received message finds its case thread's handover by (partner, thread)
+        sa.Index("ix_handovers_partner_thread", "partner_node", "thread"),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 

@@ -4,9 +4,15 @@ Sending runs in the caller's transaction and writes nothing until every check ha
 active (not withdrawn, not expired, a child's safeguards complete), names the recipient for the purpose, the
 partner is active and has a data-sharing agreement; then the summary of what the case holds is built, the
 consent record is signed with the node's key, the summary is minimised for that recipient and purpose
-(``protocol.minimise``), and the sealed message is queued (``outbox.enqueue``) with the handover record and
+(``protocol.minimise``), and the sealed message is queued (``outbox.store``) with the handover record and
 its timeline event: a transactional outbox. A preview runs the very same steps and stores nothing, so it shows
 byte for byte the body that would leave the node (Ed25519 signatures are deterministic).
+
+On SQLite, whose writers take turns, the view passes a read-only session on a snapshot (``db.request_reader``):
+the reading, signing and sealing run there, outside the write lock; under the lock, what decided the handover
+is read again (the case's visibility, version and status, the consent's withdrawal, the child safeguards, the
+partner) and, if any of it changed, the whole preparation runs again under the lock. So nothing is sent under
+a consent withdrawn or to a partner suspended before the handover was stored.
 
 An outgoing handover's status is ``queued`` until the partner's signed receipt is stored with its message
 (``delivered``), then ``accepted`` or ``declined`` as the partner's adviser answers. The answer can arrive
@@ -46,11 +52,12 @@ from protocol import (
     sign_consent,
     validate_body,
 )
+from protocol.seal import SealedMessage
 
 from . import appliers  # noqa: F401  (registers the appliers of received messages)
 from .handover_models import Handover
 from .models import OutboundMessage, Partner
-from .outbox import enqueue
+from .outbox import seal_for, store
 from .partners import PartnerNotFound, require_sendable
 from .summary import case_summary, consent_record, protocol_case
 
@@ -93,6 +100,7 @@ class Prepared:
     partner: Partner
     purpose: str
     body: dict[str, Any]
+    safeguards_version: int | None = None  # of the child safeguards read, if the case has any
 
 
 def _inactive(consent: Consent, status: str, missing: list[str]) -> ConsentNotActive:
@@ -166,7 +174,10 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         record_ = consent_record(case, consent, safeguards, origin=keys.node_id, language=language,
                                  best_interests_outcome=outcome if case.child_at_intake else None)
         signed = sign_consent(record_, keys.node_id, keys.signing_key)
-        cut = minimise(case_summary(session, case, config.stages), signed, recipient, purpose, now=now)
+        from .withdrawal import withdrawals_for  # (imports this module)
+
+        cut = minimise(case_summary(session, case, config.stages), signed, recipient, purpose, now=now,
+                       withdrawals=withdrawals_for(session, keys.node_id, consent.id))
         body = {"case": protocol_case(case), "consent": signed, "purpose": purpose, **cut,
                 "requested_support": data.get("requested_support", []),
                 "retention": {"days": partner.retention_days or DEFAULT_RETENTION_DAYS}}
@@ -178,7 +189,7 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         raise OutsideConsent(f"Outside the consent: {exc.message}.") from None
     except SchemaError as exc:
         raise ValidationFailed("The case holds data a handover cannot carry.", exc.errors or None) from None
-    return Prepared(case, consent, partner, purpose, body)
+    return Prepared(case, consent, partner, purpose, body, safeguards.version if safeguards else None)
 
 
 def preview_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any], *,
@@ -197,16 +208,57 @@ def preview_handover(session: orm.Session, actor: Actor, case_id: str, data: dic
             "categories": list(body["summary"]), "withheld": body["withheld"], "body": body}
 
 
-def _open_handover(session: orm.Session, case_id: str, recipient: str) -> Handover | None:
-    return session.scalar(sa.select(Handover).where(
-        Handover.direction == "outgoing", Handover.case_id == case_id, Handover.partner_node == recipient,
-        Handover.status.in_(("pending", "accepted"))).limit(1))
+def _partner_state(partner: Partner) -> tuple[Any, ...]:
+    return partner.id, partner.status, partner.agreement_id, partner.card, partner.retention_days
+
+
+def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> Prepared | None:
+    """What decided a handover prepared on a reader's snapshot, read again on the writing session.
+
+    Returns:
+        The same handover on the writing session's rows, or None when the case's version or status, the
+        consent's withdrawal, the child safeguards or the partner (status, agreement, card, retention) changed.
+    Raises:
+        Forbidden, NotFound: the actor may no longer hand over this case.
+    """
+    case = case_for(session, actor, prepared.case.id, "handover.send")
+    consent = session.get(Consent, prepared.consent.id)
+    safeguards = session.get(ChildSafeguards, case.id)
+    partner = session.scalar(sa.select(Partner).where(Partner.node_id == prepared.partner.node_id))
+    if (consent is None or partner is None
+            or (case.version, case.status) != (prepared.case.version, prepared.case.status)
+            or consent.withdrawn_at != prepared.consent.withdrawn_at
+            or (safeguards.version if safeguards else None) != prepared.safeguards_version
+            or _partner_state(partner) != _partner_state(prepared.partner)):
+        return None
+    return Prepared(case, consent, partner, prepared.purpose, prepared.body, prepared.safeguards_version)
+
+
+def _refuse_open_handover(session: orm.Session, prepared: Prepared) -> None:
+    existing = session.scalar(sa.select(Handover).where(
+        Handover.direction == "outgoing", Handover.case_id == prepared.case.id,
+        Handover.partner_node == prepared.partner.node_id, Handover.status.in_(("pending", "accepted"))).limit(1))
+    if existing is not None:
+        raise Conflict(f"This case was handed over to {prepared.partner.node_id} already ({existing.status}); a "
+                       "new handover is possible once it is declined.")
+
+
+def _sealed(session: orm.Session, prepared: Prepared, thread: str, *, keys: NodeKeys, now: dt.datetime,
+            boxes: BoxCache | None) -> SealedMessage:
+    _refuse_open_handover(session, prepared)  # A new thread: sequence 1, no prev. prepare() validated the body.
+    return seal_for(prepared.partner, keys=keys, msg_type="handover", body=prepared.body, thread=thread, now=now,
+                    boxes=boxes, validated=True)
 
 
 def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any], *, keys: NodeKeys,
-                  config: NodeConfig, now: dt.datetime, boxes: BoxCache | None = None) -> dict[str, Any]:
+                  config: NodeConfig, now: dt.datetime, boxes: BoxCache | None = None,
+                  reader: orm.Session | None = None) -> dict[str, Any]:
     """``POST /cases/{id}/handovers``: queue the handover, in the caller's transaction (no commit).
 
+    Args:
+        reader: (SQLite) a read-only session on a snapshot, where the handover is prepared and sealed before
+            ``session`` takes the write lock; what decided it is then read again on ``session`` (see the
+            module's docstring). Default: everything on ``session``.
     Returns:
         The handover as :func:`present` shows it (status ``queued``).
     Raises:
@@ -214,15 +266,20 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
         MessageRejected: the sealed message would be too large.
         See :func:`prepare` for the rest.
     """
-    prepared = prepare(session, actor, case_id, data, keys=keys, config=config, now=now)
-    case, partner, body = prepared.case, prepared.partner, prepared.body
-    existing = _open_handover(session, case.id, partner.node_id)
-    if existing is not None:
-        raise Conflict(f"This case was handed over to {partner.node_id} already ({existing.status}); a new "
-                       "handover is possible once it is declined.")
+    lookup = reader or session
     thread = b64encode(os.urandom(16))
-    message = enqueue(session, keys=keys, recipient=partner.node_id, msg_type="handover", body=body,
-                      thread=thread, now=now, case_id=case.id, boxes=boxes)
+    prepared = prepare(lookup, actor, case_id, data, keys=keys, config=config, now=now)
+    sealed = _sealed(lookup, prepared, thread, keys=keys, now=now, boxes=boxes)
+    if lookup is not session:
+        current = _still_valid(session, actor, prepared)
+        if current is None:  # changed meanwhile: all again, under the lock
+            prepared = prepare(session, actor, case_id, data, keys=keys, config=config, now=now)
+            sealed = _sealed(session, prepared, thread, keys=keys, now=now, boxes=boxes)
+        else:
+            prepared = current
+            _refuse_open_handover(session, prepared)
+    case, partner, body = prepared.case, prepared.partner, prepared.body
+    message = store(session, sealed, partner, seq=1, prev=None, now=now, case_id=case.id)
     handover = Handover(
         id=str(uuid.uuid4()), direction="outgoing", status="pending", partner_id=partner.id,
         partner_node=partner.node_id, thread=thread, message_id=message.message_id, case_id=case.id,
@@ -231,7 +288,6 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
         body=None, consent=None, child=case.child_at_intake, destination_country=case.destination_country,
         retain_until=None, created_at=now, created_by=actor.user_id)
     session.add(handover)
-    session.flush()
     detail = {"handover_id": message.message_id, "recipient": partner.node_id,
               "consent_id": prepared.consent.id, "categories": handover.categories,
               "withheld": handover.withheld}

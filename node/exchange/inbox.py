@@ -114,10 +114,10 @@ def receive(session: orm.Session, *, data: bytes, keys: NodeKeys, now: datetime,
     if found is None:  # cannot happen: open_envelope asked the directory for the sender
         raise UnknownSenderError("sender not known")
     check_agreement(opened, found)
+    receipt = canonical_bytes(make_receipt(keys, opened, now))  # signed before the write lock is taken
     partner = found if lookup is session else session.get(Partner, found.id)
     if partner is None or partner.status != "active":  # suspended while we were verifying
         raise UnknownSenderError("sender not known")
-    receipt = canonical_bytes(make_receipt(keys, opened, now))
     header = opened.header
     message = InboundMessage(
         partner_id=partner.id, sender=header.sender, message_id=header.id, type=header.type,

@@ -2,7 +2,10 @@
 
 ``partners`` holds each partner's verified card, its keys, the fingerprint the administrator confirmed, the
 data-sharing agreement and the per-partner delivery state (Synapse's ``destinations`` retry timings:
-``retry_interval`` 0 means healthy, ``retry_at`` the earliest next attempt).
+``retry_interval`` 0 means healthy, ``retry_at`` the earliest next attempt). Its status is ``active``,
+``suspended``, ``revoked`` (trust withdrawn by this node's administrator) or ``key_revoked`` (the partner
+revoked its current key: nothing is accepted from or sent to it until its new fingerprint is checked). The
+history of its keys is in ``key_models.py``.
 
 ``outbound_messages`` is the transactional outbox: a row is written in the same transaction as the business
 record that caused it, holding the sealed envelope bytes, so nothing is sent that was not recorded and nothing
@@ -22,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from node.db import Base, UTCDateTime
 
-PARTNER_STATUSES = ("active", "suspended", "revoked")
+PARTNER_STATUSES = ("active", "suspended", "revoked", "key_revoked")
 OUTBOUND_STATUSES = ("queued", "sending", "delivered", "parked", "undeliverable")
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -46,6 +49,9 @@ class Partner(Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # when the partner's keys last changed (a rotation or a revocation); None: only its first card is known,
+    # so verifying its messages needs no look into the key history
+    keys_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # delivery state (node/exchange/retry.py)
     retry_interval: Mapped[float] = mapped_column(sa.Float())
     retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -81,7 +87,9 @@ class OutboundMessage(Base):
 
     __table_args__ = (
         sa.UniqueConstraint("partner_id", "thread", "seq", name="uq_outbound_messages_chain"),
-        sa.Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+        # The claim query's order (queue.py): due messages are walked in (next_attempt_at, id) order and the
+        # walk stops at the batch size, with no sort of the messages queued in the same instant.
+        sa.Index("ix_outbound_messages_claim", "status", "next_attempt_at", "id"),
     )
 
 
@@ -108,3 +116,7 @@ class InboundMessage(Base):
         sa.UniqueConstraint("sender", "message_id", name="uq_inbound_messages_sender_message"),
         sa.UniqueConstraint("sender", "thread", "seq", name="uq_inbound_messages_chain"),
     )
+
+
+# The key history tables belong to the same metadata wherever the exchange models are loaded.
+from . import key_models  # noqa: E402, F401

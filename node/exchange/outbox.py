@@ -9,6 +9,10 @@ same transaction; the proof that the message arrived is the partner's signed rec
 Each (partner, thread) pair is one chain: ``prev`` is the hash of the previous message this node sent to that
 partner in that thread. ``seq`` numbers the chain; the unique constraint on (partner, thread, seq) makes two
 concurrent writers that read the same chain head fail one of them instead of forking the chain.
+
+``enqueue`` is :func:`seal_for` (the cryptography, no database) then :func:`store` (the row and its audit
+entry). A caller that opens a new thread knows its chain head without asking (sequence 1, no ``prev``) and may
+seal before it takes the database's write lock, then store (``handovers.send_handover`` on SQLite).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from node.errors import ValidationFailed
 from protocol import BoxCache, NodeKeys, SchemaError, seal
 from protocol.envelope import DEFAULT_TTL
 from protocol.errors import ProtocolError
+from protocol.seal import SealedMessage
 
-from .models import OutboundMessage
+from .models import OutboundMessage, Partner
 from .partners import partner_card, require_sendable
+from .wakeup import notify_queued
 
 if TYPE_CHECKING:
     from node.auth import Actor
@@ -49,6 +55,58 @@ def chain_head(session: orm.Session, partner_id: int, thread: str) -> tuple[int,
     return (0, None) if row is None else (int(row.seq), str(row.message_hash))
 
 
+def seal_for(partner: Partner, *, keys: NodeKeys, msg_type: str, body: dict[str, Any], thread: str,
+             now: datetime, prev: str | None = None, boxes: BoxCache | None = None, ttl: timedelta = DEFAULT_TTL,
+             validated: bool = False) -> SealedMessage:
+    """Seal a message for a partner under its agreement (no database access).
+
+    Args:
+        partner: the recipient (its stored card and agreement are used).
+        prev: the hash of the previous message to this partner in ``thread`` (None for the first).
+        validated: True when the caller has just validated ``body`` against its type's schema
+            (``protocol.validate_body``): it is not validated again.
+        See :func:`enqueue` for the others.
+    Raises:
+        MessageRejected: the body does not match its schema, or the message is too large.
+    """
+    try:
+        return seal(keys=keys, recipient=partner_card(partner), msg_type=msg_type, body=body, thread=thread,
+                    now=now, prev=prev, agreement=partner.agreement_id, ttl=ttl, boxes=boxes,
+                    validate=not validated)
+    except SchemaError as exc:
+        raise MessageRejected(f"the {msg_type} body does not match its schema", errors=exc.errors) from None
+    except ProtocolError as exc:
+        raise MessageRejected(f"the {msg_type} message cannot be sealed ({exc.code})") from None
+
+
+def store(session: orm.Session, sealed: SealedMessage, partner: Partner, *, seq: int, prev: str | None,
+          now: datetime, case_id: str | None = None, actor: Actor | None = None) -> OutboundMessage:
+    """Record a sealed message as ``queued`` and audit the decision to send it (flushed, no commit).
+
+    Args:
+        sealed: from :func:`seal_for`, for ``partner``.
+        seq: its place in its (partner, thread) chain: one more than the chain head's.
+        prev: the ``prev`` it was sealed with (the chain head's hash).
+        See :func:`enqueue` for the others.
+    Returns:
+        The queued message.
+    Raises:
+        sqlalchemy.exc.IntegrityError: (at the flush) another message took this place in the chain.
+    """
+    header = sealed.header
+    message = OutboundMessage(
+        message_id=header.id, partner_id=partner.id, recipient=partner.node_id, type=header.type,
+        thread=header.thread, seq=seq, prev=prev, message_hash=sealed.message_hash, envelope=sealed.data,
+        case_id=case_id, status="queued", attempts=0, created_at=now, queued_at=now, expires_at=header.expires,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    audit(session, actor=actor, action="send", object_type="message", object_id=message.message_id,
+          case_id=case_id, now=now, detail={"to": partner.node_id, "type": header.type, "thread": header.thread})
+    notify_queued(session)
+    return message
+
+
 def enqueue(
     session: orm.Session,
     *,
@@ -62,6 +120,7 @@ def enqueue(
     boxes: BoxCache | None = None,
     ttl: timedelta = DEFAULT_TTL,
     actor: Actor | None = None,
+    validated: bool = False,
 ) -> OutboundMessage:
     """Seal a message for ``recipient`` and store it as ``queued``, in the caller's transaction (no commit).
 
@@ -77,6 +136,8 @@ def enqueue(
         boxes: the process's shared-key cache.
         ttl: the envelope's lifetime.
         actor: the member of staff whose action sends it (None for the node itself), for the audit log.
+        validated: True when the caller has just validated ``body`` with ``protocol.validate_body`` (the
+            schema check is then not repeated).
     Returns:
         The queued message (its ``message_id`` is the envelope id).
     Raises:
@@ -87,24 +148,9 @@ def enqueue(
     """
     partner = require_sendable(session, recipient)
     seq, prev = chain_head(session, partner.id, thread)
-    try:
-        sealed = seal(keys=keys, recipient=partner_card(partner), msg_type=msg_type, body=body, thread=thread,
-                      now=now, prev=prev, agreement=partner.agreement_id, ttl=ttl, boxes=boxes)
-    except SchemaError as exc:
-        raise MessageRejected(f"the {msg_type} body does not match its schema", errors=exc.errors) from None
-    except ProtocolError as exc:
-        raise MessageRejected(f"the {msg_type} message cannot be sealed ({exc.code})") from None
-    message = OutboundMessage(
-        message_id=sealed.header.id, partner_id=partner.id, recipient=partner.node_id, type=msg_type,
-        thread=thread, seq=seq + 1, prev=prev, message_hash=sealed.message_hash, envelope=sealed.data,
-        case_id=case_id, status="queued", attempts=0, created_at=now, queued_at=now,
-        expires_at=sealed.header.expires, next_attempt_at=now,
-    )
-    session.add(message)
-    session.flush()
-    audit(session, actor=actor, action="send", object_type="message", object_id=message.message_id,
-          case_id=case_id, now=now, detail={"to": recipient, "type": msg_type, "thread": thread})
-    return message
+    sealed = seal_for(partner, keys=keys, msg_type=msg_type, body=body, thread=thread, now=now, prev=prev,
+                      boxes=boxes, ttl=ttl, validated=validated)
+    return store(session, sealed, partner, seq=seq + 1, prev=prev, now=now, case_id=case_id, actor=actor)
 
 
 def messages_for_case(session: orm.Session, case_id: str) -> Sequence[OutboundMessage]:

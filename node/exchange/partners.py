@@ -4,12 +4,16 @@ The card comes from a file or a URL. A URL fetch is bounded (http(s) only, no re
 and a size limit) and the card must be self-signed by the key the confirmed fingerprint names: the
 fingerprint is computed from the card's node id and signing key and compared with the one read out of band.
 Nothing is stored on any mismatch.
+
+``partner add`` with a card of a node that is a partner already trusts it again when the card carries other
+keys than the ones held (or the partner is ``key_revoked`` or ``revoked``): that is how an administrator
+restores trust after the partner revoked its key, with a new fingerprint check. Keys over time (rotation,
+revocation) are in ``keys.py`` and ``partner_keys.py``.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -20,6 +24,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from node.audit import record as audit
 from node.errors import Conflict, NodeError, NotFound, ValidationFailed
 from protocol import NodeCard, b64encode, verify_card
 from protocol.cards import card_from_bytes
@@ -27,6 +32,7 @@ from protocol.envelope import check_agreement
 from protocol.errors import MalformedError, ProtocolError
 
 from .models import OutboundMessage, Partner
+from .partner_keys import card_text, install_card, revoked_kids
 
 MAX_CARD_BYTES = 65_536
 FETCH_TIMEOUT = 10.0
@@ -155,11 +161,11 @@ def add_partner(
         own_node_id: this node's id (a node does not trust itself).
         retention_days: how long data received from the partner is kept, if agreed.
     Returns:
-        The new partner row (flushed).
+        The new partner row (flushed), or the existing one trusted again with the card's keys.
     Raises:
-        InvalidCard: not a valid, self-signed card valid now, or this node's own card.
+        InvalidCard: not a valid, self-signed card valid now, this node's own card, or a revoked key.
         FingerprintMismatch: the card's fingerprint is not the confirmed one.
-        PartnerExists: the node is already a partner.
+        PartnerExists: the node is already a partner with these keys.
         ValidationFailed: a malformed agreement id or retention.
     """
     try:
@@ -176,10 +182,13 @@ def add_partner(
     _check_agreement(agreement)
     if retention_days is not None and not 1 <= retention_days <= 3650:
         raise ValidationFailed("retention days must be between 1 and 3650")
-    if session.scalar(sa.select(Partner.id).where(Partner.node_id == card.node_id)) is not None:
-        raise PartnerExists(f"{card.node_id} is already a partner")
+    existing = session.scalar(sa.select(Partner).where(Partner.node_id == card.node_id))
+    if existing is not None:
+        if existing.signing_kid == card.skid and existing.status not in ("key_revoked", "revoked"):
+            raise PartnerExists(f"{card.node_id} is already a partner")
+        return _trust_again(session, existing, card, agreement=agreement, retention_days=retention_days, now=now)
     partner = Partner(
-        node_id=card.node_id, name=card.name, base_url=card.base_url, card=_card_text(card),
+        node_id=card.node_id, name=card.name, base_url=card.base_url, card=card_text(card),
         signing_key=b64encode(card.signing_key), signing_kid=card.skid,
         encryption_key=b64encode(card.encryption_key), encryption_kid=card.ekid,
         fingerprint=card.fingerprint(), agreement_id=agreement, retention_days=retention_days,
@@ -187,11 +196,37 @@ def add_partner(
     )
     session.add(partner)
     session.flush()
+    install_card(session, partner, card, trusted_by="fingerprint", now=now, previous_until=None)
     return partner
 
 
-def _card_text(card: NodeCard) -> str:
-    return json.dumps(card.to_json(), ensure_ascii=False, separators=(",", ":"))
+def _trust_again(session: orm.Session, partner: Partner, card: NodeCard, *, agreement: str | None,
+                 retention_days: int | None, now: datetime) -> Partner:
+    """Trust a known partner again with a card whose fingerprint the administrator just confirmed: after it
+    revoked its key, after this node revoked it, or with keys it rotated to while this node missed the
+    announcement. The previous keys are no longer accepted.
+
+    Raises:
+        InvalidCard: the card's key is one the partner revoked.
+    """
+    try:
+        verify_card(card, now, revoked=revoked_kids(session, partner.id))
+    except ProtocolError as exc:
+        raise InvalidCard(f"the card is not valid ({exc.code}): {partner.node_id} revoked that key; ask for "
+                          "its new card") from None
+    previous = (partner.status, partner.signing_kid)
+    install_card(session, partner, card, trusted_by="fingerprint", now=now, previous_until=None)
+    partner.status = "active"
+    partner.keys_changed_at = now
+    if agreement is not None:
+        partner.agreement_id = agreement
+    if retention_days is not None:
+        partner.retention_days = retention_days
+    session.flush()
+    audit(session, actor=None, action="update", object_type="partner", object_id=partner.node_id, case_id=None,
+          now=now, detail={"key": "trusted_again", "kid": card.skid, "previous_kid": previous[1],
+                           "previous_status": previous[0]})
+    return partner
 
 
 def _check_agreement(agreement: str | None) -> None:
@@ -233,6 +268,10 @@ def set_status(session: orm.Session, ref: str, status: str, now: datetime) -> Pa
     if partner.status == "revoked" and status != "revoked":
         raise PartnerStateError(f"{partner.node_id} is revoked; trust it again with a new 'partner add'",
                                 partner.node_id)
+    if partner.status == "key_revoked" and status != "revoked":
+        raise PartnerStateError(f"{partner.node_id} revoked its own key: trust it again only after checking its "
+                                "new fingerprint ('ccm-node partner add NEW_CARD --fingerprint ...')",
+                                partner.node_id)
     partner.status = status
     partner.updated_at = now
     if status == "revoked":
@@ -272,6 +311,9 @@ def require_sendable(session: orm.Session, node_id: str) -> Partner:
     partner = session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
     if partner is None:
         raise PartnerNotFound(f"{node_id} is not a partner of this node")
+    if partner.status == "key_revoked":
+        raise PartnerStateError(f"partner {node_id} revoked its key: nothing can be sent to it until an "
+                                "administrator checked its new fingerprint ('ccm-node partner add')", node_id)
     if partner.status != "active":
         raise PartnerStateError(f"partner {node_id} is {partner.status}: nothing can be sent to it",
                                 node_id)

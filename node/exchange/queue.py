@@ -63,7 +63,7 @@ class Outcome:
 
 def _due_query(*, leases: bool) -> sa.Select[int, int, float]:
     """Ids of due messages, oldest first: ``queued`` ones whose time has come (walked in the order of the
-    (status, next_attempt_at) index), or, with ``leases``, ``sending`` ones whose lease expired. Parameters:
+    (status, next_attempt_at, id) index), or, with ``leases``, ``sending`` ones whose lease expired. Parameters:
     ``now`` and ``limit``. Built once (building a statement costs more than running it)."""
     out = OutboundMessage
     earlier = orm.aliased(OutboundMessage)
@@ -91,6 +91,22 @@ def _due_query(*, leases: bool) -> sa.Select[int, int, float]:
 
 _DUE_QUEUED = _due_query(leases=False)
 _DUE_LEASES = _due_query(leases=True)
+_OUT = OutboundMessage.__table__
+_PARTNERS = Partner.__table__
+_IDS = sa.bindparam("ids", expanding=True)
+# The statements run on every turn of a worker's loop, built once (with their cache keys).
+_CLAIM = (
+    sa.update(_OUT).where(_OUT.c.id.in_(_IDS))
+    .values(status="sending", claimed_by=sa.bindparam("_worker"), lease_until=sa.bindparam("_lease_until"),
+            attempts=_OUT.c.attempts + 1, last_attempt_at=sa.bindparam("_now"))
+)
+_CLAIMED = (
+    sa.select(_OUT.c.id, _OUT.c.message_id, _OUT.c.partner_id, _OUT.c.recipient, _OUT.c.message_hash,
+              _OUT.c.envelope, _PARTNERS.c.base_url, _PARTNERS.c.card)
+    .join(_PARTNERS, _PARTNERS.c.id == _OUT.c.partner_id).where(_OUT.c.id.in_(_IDS))
+)
+_HELD = sa.select(_OUT.c.id, _OUT.c.status, _OUT.c.claimed_by).where(_OUT.c.id.in_(_IDS))
+_PARTNERS_BY_ID = sa.select(Partner).where(Partner.id.in_(_IDS))
 
 
 def claim(session: orm.Session, *, worker_id: str, now: datetime, limit: int, lease: timedelta,
@@ -122,19 +138,8 @@ def claim(session: orm.Session, *, worker_id: str, now: datetime, limit: int, le
             chosen.append(row.id)
     if not chosen:
         return []
-    session.execute(
-        sa.update(OutboundMessage).where(OutboundMessage.id.in_(chosen))
-        .values(status="sending", claimed_by=worker_id, lease_until=now + lease,
-                attempts=OutboundMessage.attempts + 1, last_attempt_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    out = OutboundMessage
-    rows = session.execute(
-        sa.select(out.id, out.message_id, out.partner_id, out.recipient, out.message_hash, out.envelope,
-                  Partner.base_url, Partner.card)
-        .join(Partner, Partner.id == out.partner_id).where(out.id.in_(chosen))
-    )
-    by_id = {row.id: row for row in rows}
+    session.execute(_CLAIM, {"ids": chosen, "_worker": worker_id, "_lease_until": now + lease, "_now": now})
+    by_id = {row.id: row for row in session.execute(_CLAIMED, {"ids": chosen})}
     return [Claim(r.id, r.message_id, r.partner_id, r.recipient, r.base_url, r.card, r.message_hash,
                   r.envelope, now) for r in (by_id[i] for i in chosen)]
 
@@ -157,7 +162,6 @@ def reset_backoff(session: orm.Session, partner: Partner, now: datetime) -> bool
     return True
 
 
-_OUT = OutboundMessage.__table__
 _MARK_DELIVERED = (
     sa.update(_OUT).where(_OUT.c.id == sa.bindparam("_id"),
                           sa.or_(_OUT.c.status == "queued", _OUT.c.status == "sending"))
@@ -187,11 +191,9 @@ def record_outcomes(session: orm.Session, outcomes: Sequence[Outcome], *, worker
     """
     if not outcomes:
         return
-    ids = [o.claim.id for o in outcomes]
-    held = {row.id: row for row in session.execute(
-        sa.select(_OUT.c.id, _OUT.c.status, _OUT.c.claimed_by).where(_OUT.c.id.in_(ids)))}
-    partner_ids = {o.claim.partner_id for o in outcomes}
-    partners = {p.id: p for p in session.scalars(sa.select(Partner).where(Partner.id.in_(partner_ids)))}
+    held = {row.id: row for row in session.execute(_HELD, {"ids": [o.claim.id for o in outcomes]})}
+    partner_ids = sorted({o.claim.partner_id for o in outcomes})
+    partners = {p.id: p for p in session.scalars(_PARTNERS_BY_ID, {"ids": partner_ids})}
     delivered: list[dict[str, Any]] = []
     released: list[dict[str, Any]] = []
     reachable: set[int] = set()

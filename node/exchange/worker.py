@@ -8,6 +8,7 @@ drains at the receiver's pace, not at one round trip per message), and a thread 
 flight. The worker needs no private key: messages are sealed when they are queued; it checks each receipt
 against the partner's card.
 
+An idle worker waits for its next poll, or on PostgreSQL until a message is queued (``wakeup.py``).
 ``ccm-node deliver`` runs :meth:`DeliveryWorker.run` until SIGTERM/SIGINT; ``--once`` drains what is due and
 exits. :func:`start_in_process` runs the same loop in a thread of a single-process setup.
 """
@@ -40,6 +41,7 @@ from protocol.errors import ProtocolError
 from .queue import Claim, Outcome, claim, give_up_overdue, record_outcomes
 from .retry import RetryPolicy, Verdict, classify
 from .transport import DeliveryAnswer, HttpTransport, Transport
+from .wakeup import Waker
 
 log = logging.getLogger(__name__)
 
@@ -214,17 +216,22 @@ class DeliveryWorker:
         Args:
             stop: set it to stop; attempts in flight are finished and recorded first.
             once: drain what is due now and return.
-            sleep: how to wait when idle (default: ``stop.wait``).
+            sleep: how to wait when idle (default: until the poll interval passes, ``stop`` is set or, on
+                PostgreSQL, a message is queued: ``wakeup.Waker``).
         Returns:
             Counts of what this run did (also in ``self.stats`` while it runs).
         """
         stop = stop or threading.Event()
-        idle = sleep or stop.wait
+        waker = Waker(self.sessionmaker.kw.get("bind"), stop)
+        idle = sleep or waker.wait
         self.stats = WorkerStats()
         try:
+            if sleep is None and not once:
+                waker.listen()
             with ThreadPoolExecutor(self.settings.parallel, thread_name_prefix="ccm-deliver") as pool:
                 return self._loop(pool, stop, once, idle)
         finally:
+            waker.close()
             self.transport.close()
 
     def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event, once: bool,

@@ -3,8 +3,8 @@
 The test process queues messages straight into the sender's database (as the node's own code would, with the
 node's keys) and reads both databases to check the outcome: every message delivered exactly once, each case
 thread in order, one ``receive`` audit entry per message (nothing applied twice), both audit chains intact.
-The bodies are ``erasure_confirmed`` statements on many threads: a type that needs no case domain and that no
-domain applier acts on, so these tests exercise delivery alone.
+The bodies are signed delivery receipts travelling as ``receipt`` messages on many threads: a type that needs
+no case domain and that no domain applier acts on, so these tests exercise delivery alone.
 
 The waits have no fixed deadline: a drain that takes 15 s alone can take minutes when the whole suite runs
 in parallel on a small machine, so a wait fails only when its count stops moving for ``STALL`` seconds.
@@ -32,7 +32,7 @@ from node.exchange.keystore import load_identity
 from node.exchange.models import InboundMessage, OutboundMessage, Partner
 from node.exchange.outbox import enqueue
 from protocol import verify_chain
-from tests.exchange.conftest import thread_id
+from tests.exchange.conftest import samples, thread_id
 from tests.harness import Network, NodeProcess
 
 pytestmark = pytest.mark.slow
@@ -89,8 +89,7 @@ def _pair(net: Network) -> tuple[NodeProcess, NodeProcess]:
 
 
 def _body(t: int, m: int) -> dict[str, object]:
-    return {"consent_id": f"consent-{t}-{m}", "erased_at": "2026-11-20T10:00:00Z",
-            "tombstone": {"message_ids": [], "content_hashes": []}}
+    return {**samples()["receipt"], "message_id": thread_id(f"receipt-{t}-{m}")}
 
 
 def _queue(dbs: Databases, sender: NodeProcess, recipient: NodeProcess, threads: int,
@@ -104,7 +103,7 @@ def _queue(dbs: Databases, sender: NodeProcess, recipient: NodeProcess, threads:
             for t in range(threads):
                 thread = thread_id(f"case-{t}")
                 message = enqueue(session, keys=identity.keys, recipient=recipient.node_id,
-                                  msg_type="erasure_confirmed", body=_body(t, m), thread=thread, now=now,
+                                  msg_type="receipt", body=_body(t, m), thread=thread, now=now,
                                   boxes=identity.boxes)
                 order.setdefault(thread, []).append(message.message_id)
         session.commit()

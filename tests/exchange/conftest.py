@@ -256,3 +256,6 @@ def make_worker(transport: FlaskTransport, world: World) -> Callable[..., Delive
                               rng=random.Random(seed), worker_id=f"test-{node.key}")
 
     return make
+
+
+from tests.exchange.desks import desks  # noqa: E402, F401  (the fixture, for every exchange test module)

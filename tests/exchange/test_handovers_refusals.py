@@ -16,10 +16,9 @@ from node.exchange.partners import set_status
 from protocol import make_consent_record, seal, sign_consent
 from tests.exchange import test_handovers as story
 from tests.exchange.conftest import Node
-from tests.exchange.test_handovers import CASE, Desk, Worker, consent_body, deliver, hand_over, incoming, open_case
+from tests.exchange.desks import CASE, Desk, Worker, consent_body, deliver, hand_over, incoming, open_case
 
-desks = story.desks  # the fixtures of the story tests
-no_domain_appliers = story.no_domain_appliers
+no_domain_appliers = story.no_domain_appliers  # the story tests' appliers
 
 
 def stored(gbg: Desk) -> tuple[int, int, int]:

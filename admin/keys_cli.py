@@ -1,0 +1,242 @@
+"""Key administration commands of ``ccm-node``: rotation, revocation, and what is known of partners' keys.
+
+    ccm-node keys status                               this node's keys: current, retired, revoked
+    ccm-node keys rotate [--overlap-days N]            new keys, announced to every partner (key_rotated)
+    ccm-node keys revoke --reason REASON [--kid KID] [--no-send] [--timeout S]
+    ccm-node keys revocation-send [--partner P ...] [--timeout S]   post the revocations again
+    ccm-node keys revocation-file --out FILE [--force]               write them for a partner offline
+    ccm-node keys revocation-import FILE               take a partner's revocations from a file
+    ccm-node keys partners [PARTNER]                   partners' key history (rotations, revocations)
+
+Every refusal is one line on stderr and exit 1 (``AdminError``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from admin.cli import AdminError
+
+if TYPE_CHECKING:
+    from node.cli import Env
+
+MAX_FILE_BYTES = 65_536
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn service and protocol errors into the one-line ``AdminError``."""
+    from node.errors import NodeError
+    from protocol import ProtocolError
+
+    try:
+        yield
+    except NodeError as exc:
+        raise AdminError(exc.detail or exc.code) from None
+    except ProtocolError as exc:
+        raise AdminError(f"{exc.message} ({exc.code})") from None
+
+
+def _when(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment is not None else "-"
+
+
+def _status(env: Env, _args: argparse.Namespace) -> int:
+    from node.exchange.keystore import load_identity
+
+    now = env.clock.now()
+    with _refusals():
+        identity = load_identity(env.config, now)
+    print(f"current\tsigning {identity.keys.skid}\tencryption {identity.keys.ekid}\tcard valid until "
+          f"{_when(identity.card.valid_until)}")
+    print(f"fingerprint\t{identity.keys.fingerprint()}")
+    for generation in identity.history.retired:
+        if generation.revoked_at is not None:
+            state = f"revoked {_when(generation.revoked_at)} ({generation.reason})"
+        elif now < generation.accept_until:
+            state = f"retired, still accepted until {_when(generation.accept_until)}"
+        else:
+            state = f"retired, overlap ended {_when(generation.accept_until)}"
+        print(f"previous\tsigning {generation.skid}\tencryption {generation.ekid}\t{state}")
+    if identity.history.revocations:
+        print(f"revocations issued: {len(identity.history.revocations)} "
+              "('ccm-node keys revocation-send' posts them again)")
+    return 0
+
+
+def _rotate(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.key_files import key_change_lock
+    from node.exchange.keys import install_key_change, rotate_keys
+
+    with _refusals(), key_change_lock(env.config.data_dir), env.session() as session:
+        rotation = rotate_keys(session, env.config, now=env.clock.now(),
+                               overlap=timedelta(days=args.overlap_days))
+        install_key_change(session, rotation.change)
+    print(f"rotated keys: signing key {rotation.previous_kid} -> {rotation.kid}")
+    print(f"new fingerprint: {rotation.fingerprint}")
+    print(f"the previous keys stay accepted until {_when(rotation.overlap_until)}")
+    if rotation.announced:
+        print(f"announced to {len(rotation.announced)} partner(s) (key_rotated, queued for the delivery worker): "
+              f"{', '.join(rotation.announced)}")
+    for node_id, why in sorted(rotation.not_announced.items()):
+        print(f"not announced to {node_id} ({why}): it will refuse messages signed with the new key until its "
+              "administrator checks the new fingerprint ('ccm-node partner add')")
+    return 0
+
+
+def _print_outcomes(outcomes: list[Any]) -> int:
+    failed = 0
+    for outcome in outcomes:
+        if outcome.accepted:
+            print(f"{outcome.partner}: accepted ({len(outcome.revoked)} key id(s) newly revoked there)")
+        else:
+            failed += 1
+            print(f"{outcome.partner}: NOT delivered ({outcome.error}); send again with 'ccm-node keys "
+                  "revocation-send' or give it the file of 'ccm-node keys revocation-file'")
+    return failed
+
+
+def _revoke(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.key_files import key_change_lock
+    from node.exchange.keys import install_key_change, revoke_keys
+    from node.exchange.revocations import send_revocations
+
+    with _refusals(), key_change_lock(env.config.data_dir), env.session() as session:
+        revocation = revoke_keys(session, env.config, now=env.clock.now(), reason=args.reason, kid=args.kid)
+        install_key_change(session, revocation.change)
+    print(f"revoked key id(s) {', '.join(revocation.kids)} ({args.reason})")
+    if revocation.given_up:
+        print(f"gave up {revocation.given_up} queued message(s) signed with a revoked key")
+    if revocation.fingerprint is not None:
+        print(f"new keys made; new fingerprint: {revocation.fingerprint}")
+        print("every partner must check this fingerprint with you before it trusts this node again "
+              "('ccm-node partner add YOUR_CARD_URL --fingerprint ...' on their side)")
+    if args.no_send:
+        print("not sent: run 'ccm-node keys revocation-send' or 'ccm-node keys revocation-file'")
+        return 0
+    with _refusals(), env.session() as session:
+        outcomes = send_revocations(session, revocation.statements, timeout=args.timeout)
+    _print_outcomes(outcomes)
+    return 0
+
+
+def _revocation_send(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.key_files import load_history
+    from node.exchange.revocations import send_revocations
+
+    with _refusals():
+        statements = list(load_history(env.config.data_dir).revocations)
+    if not statements:
+        raise AdminError("this node has revoked no key")
+    with _refusals(), env.session() as session:
+        outcomes = send_revocations(session, statements, partners=args.partner, timeout=args.timeout)
+    if _print_outcomes(outcomes):
+        raise AdminError("some partners did not take the revocations (see above)")
+    return 0
+
+
+def _revocation_file(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.key_files import load_history
+    from protocol import canonical_bytes
+
+    with _refusals():
+        statements = list(load_history(env.config.data_dir).revocations)
+    if not statements:
+        raise AdminError("this node has revoked no key")
+    if len(statements) > 16:
+        statements = statements[-16:]
+    path = Path(args.out)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if args.force else os.O_EXCL), 0o644)
+    except FileExistsError:
+        raise AdminError(f"{path} exists (use --force to overwrite)") from None
+    except OSError as exc:
+        raise AdminError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(canonical_bytes(statements))
+    print(f"wrote {len(statements)} revocation statement(s) to {path}: partners import it with "
+          "'ccm-node keys revocation-import FILE'")
+    return 0
+
+
+def _revocation_import(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.keys import accept_revocations
+
+    try:
+        with open(args.file, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
+    with _refusals(), env.session() as session:
+        result = accept_revocations(session, data, now=env.clock.now(), source="file")
+        session.commit()
+        node_id, status = result.partner.node_id, result.partner.status
+    print(f"{node_id}: {len(result.revoked)} key id(s) newly revoked, {result.known} known already")
+    if status == "key_revoked":
+        print(f"{node_id} is NOT TRUSTED any more: it revoked its current key. Check its new fingerprint with its "
+              f"administrator, then: ccm-node partner add NEW_CARD_FILE_OR_URL --fingerprint ...")
+    return 0
+
+
+def _partners(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.partner_keys import generations, revocations
+    from node.exchange.partners import get_partner, list_partners
+
+    now = env.clock.now()
+    with _refusals(), env.session() as session:
+        partners = [get_partner(session, args.partner)] if args.partner else list_partners(session)
+        for partner in partners:
+            print(f"{partner.node_id}\t{partner.status}\tcurrent signing key {partner.signing_kid}")
+            revoked = {r.kid: r for r in revocations(session, partner)}
+            for g in generations(session, partner):
+                if g.signing_kid in revoked or g.encryption_kid in revoked:
+                    r = revoked.get(g.signing_kid) or revoked[g.encryption_kid]
+                    state = f"REVOKED by the partner ({r.reason}), received {_when(r.received_at)}"
+                elif g.retired_at is None:
+                    state = "current"
+                elif g.accept_until is not None and now < g.accept_until:
+                    state = f"retired {_when(g.retired_at)}, accepted until {_when(g.accept_until)}"
+                else:
+                    state = f"retired {_when(g.retired_at)}, no longer accepted"
+                print(f"  key {g.signing_kid}\ttrusted {_when(g.trusted_at)} by {g.trusted_by}\t{state}")
+            if partner.status == "key_revoked":
+                print(f"  NOT TRUSTED: {partner.node_id} revoked its current key; nothing is accepted from or sent "
+                      "to it until you check its new fingerprint: ccm-node partner add NEW_CARD --fingerprint ...")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the ``keys`` subcommands to ``ccm-node``'s parser."""
+    p = sub.add_parser("keys", help="this node's keys over time, and partners' key history")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    ksub.add_parser("status", help="this node's current, retired and revoked keys").set_defaults(handler=_status)
+    rot = ksub.add_parser("rotate", help="make new keys and announce them to every partner")
+    rot.add_argument("--overlap-days", type=float, default=30.0,
+                     help="how long the previous keys stay accepted (default 30, at most 365)")
+    rot.set_defaults(handler=_rotate)
+    rev = ksub.add_parser("revoke", help="revoke this node's keys (e.g. compromised) and tell every partner")
+    rev.add_argument("--reason", required=True, choices=("compromised", "superseded", "retired"))
+    rev.add_argument("--kid", help="a previous key id to revoke (default: the current keys, which are replaced)")
+    rev.add_argument("--no-send", action="store_true", help="do not post the revocation to partners now")
+    rev.add_argument("--timeout", type=float, default=10.0, help="per partner, seconds (default 10)")
+    rev.set_defaults(handler=_revoke)
+    snd = ksub.add_parser("revocation-send", help="post this node's revocations to partners again")
+    snd.add_argument("--partner", action="append", metavar="PARTNER", help="only this partner (repeatable)")
+    snd.add_argument("--timeout", type=float, default=10.0, help="per partner, seconds (default 10)")
+    snd.set_defaults(handler=_revocation_send)
+    out = ksub.add_parser("revocation-file", help="write this node's revocations to a file for a partner")
+    out.add_argument("--out", required=True, metavar="FILE")
+    out.add_argument("--force", action="store_true", help="overwrite FILE")
+    out.set_defaults(handler=_revocation_file)
+    imp = ksub.add_parser("revocation-import", help="take a partner's revocations from a file")
+    imp.add_argument("file", metavar="FILE")
+    imp.set_defaults(handler=_revocation_import)
+    par = ksub.add_parser("partners", help="partners' keys: rotations, overlaps, revocations")
+    par.add_argument("partner", nargs="?", metavar="PARTNER")
+    par.set_defaults(handler=_partners)

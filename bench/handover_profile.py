@@ -1,0 +1,244 @@
+"""Per-stage CPU cost of a handover, in one process (no HTTP, no gunicorn), to find what to optimise.
+
+    .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql] [--handovers 200]
+        [--profile api|inbox|record] [--profiler cprofile|pyinstrument] [--top 30] [--sql]
+
+Two nodes (Göteborg → Sarajevo) are built with ``create_app`` on their own databases (a SQLite file, or a
+fresh PostgreSQL database dropped at the end), partnered under an agreement; N cases with a consent are made
+through Göteborg's API (Flask test client). Then, one stage at a time, each timed per handover:
+
+1. ``api``: ``POST /api/v1/cases/{id}/handovers`` through the test client (the sending API);
+2. ``inbox``: each queued envelope posted to Sarajevo's ``/federation/v1/inbox`` (the receiving side);
+3. ``record``: the delivery worker's judgement of those answers (receipt verification) and one
+   ``record_outcomes`` transaction per 8 of them, as a worker with 8 threads would.
+
+With ``--profile STAGE`` that stage runs under cProfile and the top functions by cumulative time are printed;
+with ``--sql`` the SQL statements of one more handover (API and inbox) are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import pstats
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import event
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_support import databases  # noqa: E402
+from node import create_app  # noqa: E402
+from node.accounts import create_token, create_user  # noqa: E402
+from node.clock import SystemClock  # noqa: E402
+from node.config import config_for_tests  # noqa: E402
+from node.db import make_engine, make_sessionmaker  # noqa: E402
+from node.exchange.keystore import generate_node_keys, identity_for_app  # noqa: E402
+from node.exchange.models import OutboundMessage  # noqa: E402
+from node.exchange.partners import add_partner  # noqa: E402
+from node.exchange.queue import Claim, record_outcomes  # noqa: E402
+from node.exchange.retry import RetryPolicy  # noqa: E402
+from node.exchange.transport import INBOX_PATH, DeliveryAnswer  # noqa: E402
+from node.exchange.worker import DeliveryWorker  # noqa: E402
+from node.migrate import upgrade  # noqa: E402
+
+SENDER, RECEIVER = ("se.gi-goteborg", "Göteborgs-Initiativet"), ("ba.cldd-sarajevo", "CLDD Sarajevo")
+AGREEMENT = "dsa-gi-cldd-sarajevo-2026"
+CASE: dict[str, Any] = {
+    "returnee": {"given_names": "Amina", "date_of_birth": "1988-03-14", "languages": ["bs", "sv"],
+                 "contact": {"phone": "+46 70 123 45 67"}},
+    "destination_country": "BA", "destination_locality": "Sarajevo",
+    "intake": {"health": {"text": "Asthma."}, "wishes": {"text": "Želim otvoriti pekaru u Sarajevu."},
+               "work": {"text": "Cook for six years.", "occupations": ["cook"]}},
+    "plan": {"end_date": "2027-06-30", "milestones": [{"title": "ID card", "due_date": "2027-01-31"}]},
+}
+
+
+def make_node(root: Path, node: tuple[str, str], url: str | None) -> Flask:
+    data_dir = root / node[0]
+    data_dir.mkdir()
+    generate_node_keys(data_dir, node[0])
+    database_url = url or f"sqlite:///{data_dir / 'node.db'}"
+    engine = make_engine(database_url)
+    upgrade(engine)
+    config = config_for_tests(data_dir, database_url, node_id=node[0], name=node[1],
+                              base_url=f"http://{node[0]}.test")
+    return create_app(config, clock=SystemClock(), engine=engine)
+
+
+def pair(a: Flask, b: Flask) -> None:
+    for here, there in ((a, b), (b, a)):
+        ctx = here.extensions["ccm"]
+        card = there.test_client().get("/federation/v1/card").data
+        with ctx.sessionmaker() as session:
+            add_partner(session, card_data=card, fingerprint=identity_for_app(there).keys.fingerprint(),
+                        agreement=AGREEMENT, now=datetime.now(UTC), own_node_id=ctx.config.node_id)
+            session.commit()
+
+
+def token(app: Flask) -> str:
+    with app.extensions["ccm"].sessionmaker() as session:
+        user = create_user(session, username="bench", role="counsellor", team="gbg", now=datetime.now(UTC))
+        secret = create_token(session, user, now=datetime.now(UTC), days=1)
+        session.commit()
+    return secret
+
+
+def call(app: Flask, secret: str, method: str, path: str, status: int, **kwargs: Any) -> Any:
+    response = app.test_client().open(f"/api/v1{path}", method=method,
+                                      headers={"Authorization": f"Bearer {secret}"}, **kwargs)
+    if response.status_code != status:
+        raise SystemExit(f"{method} {path}: {response.status_code} {response.get_data(as_text=True)[:300]}")
+    return response.get_json()
+
+
+def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, top: int) -> None:
+    """Run ``fn`` and print its CPU and wall time per handover; ``profile``: None, ``cprofile`` or
+    ``pyinstrument`` (if installed: a sampling profiler that distorts less)."""
+    profiler: Any = None
+    if profile == "pyinstrument":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002)
+        profiler.start()
+    elif profile == "cprofile":
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    fn()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    print(f"  {label:8s} {cpu / count * 1000:6.2f} ms CPU, {wall / count * 1000:6.2f} ms wall per handover"
+          f"{f'  ({profile})' if profile else ''}", flush=True)
+    if profile == "pyinstrument":
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    elif profile == "cprofile":
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+        print(out.getvalue())
+
+
+@contextlib.contextmanager
+def nodes(backend: str) -> Iterator[tuple[Flask, Flask]]:
+    with contextlib.ExitStack() as stack:
+        root = Path(tempfile.mkdtemp(prefix="ccm-hprof-"))
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        make_url = databases(stack, backend)
+        apps = (make_node(root, SENDER, make_url()), make_node(root, RECEIVER, make_url()))
+        for app in apps:
+            stack.callback(app.extensions["ccm"].engine.dispose)
+        pair(*apps)
+        yield apps
+
+
+def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sql: bool) -> None:
+    with nodes(backend) as (gbg, sarajevo):
+        secret = token(gbg)
+        valid_until = (date.today() + timedelta(days=365)).isoformat()
+        cases = []
+        for i in range(count):
+            case = call(gbg, secret, "POST", "/cases", 201,
+                        json={**CASE, "returnee": {**CASE["returnee"], "family_name": f"Hadžić-{i:05d}"}})
+            consent = call(gbg, secret, "POST", f"/cases/{case['id']}/consents", 201, json={
+                "recipients": [RECEIVER[0]], "categories": ["identity", "contact", "work", "wishes", "plan"],
+                "purpose": "reintegration_support", "method": "written_signature", "valid_until": valid_until})
+            cases.append((case["id"], consent["id"]))
+        print(f"== {backend}: {count} handovers", flush=True)
+
+        def api() -> None:
+            for case_id, consent_id in cases:
+                call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
+                     json={"recipient": RECEIVER[0], "consent_id": consent_id})
+
+        timed("api", count, api, profiler if stage == "api" else None, top)
+        sessions = make_sessionmaker(gbg.extensions["ccm"].engine)
+        with sessions() as session:
+            rows = list(session.execute(
+                sa.select(OutboundMessage.id, OutboundMessage.message_id, OutboundMessage.partner_id,
+                          OutboundMessage.recipient, OutboundMessage.message_hash, OutboundMessage.envelope)
+                .order_by(OutboundMessage.id)))
+            card = session.execute(sa.text("SELECT card FROM partners")).scalar_one()
+        answers: list[DeliveryAnswer] = []
+        inbox_client = sarajevo.test_client()
+
+        def inbox() -> None:
+            for row in rows:
+                response = inbox_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
+                answers.append(DeliveryAnswer(response.status_code, response.data))
+
+        timed("inbox", count, inbox, profiler if stage == "inbox" else None, top)
+        worker = DeliveryWorker(sessionmaker=sessions, clock=SystemClock(), worker_id="profile")
+        now = datetime.now(UTC)
+        claims = [Claim(r.id, r.message_id, r.partner_id, r.recipient, "http://x.test", card, r.message_hash,
+                        r.envelope, now) for r in rows]
+
+        def record() -> None:
+            outcomes = [worker.judge(c, a) for c, a in zip(claims, answers, strict=True)]
+            for start in range(0, len(outcomes), 8):
+                with sessions() as session, session.begin():
+                    record_outcomes(session, outcomes[start:start + 8], worker_id="profile",
+                                    now=datetime.now(UTC), policy=RetryPolicy(), rng=random.Random(1))
+
+        timed("record", count, record, profiler if stage == "record" else None, top)
+        if sql:
+            show_sql(gbg, sarajevo, secret, valid_until)
+
+
+def show_sql(gbg: Flask, sarajevo: Flask, secret: str, valid_until: str) -> None:
+    """Print the statements of one handover: the sending API call, then the receiving inbox."""
+    case = call(gbg, secret, "POST", "/cases", 201, json={**CASE, "returnee": {**CASE["returnee"],
+                                                                                 "family_name": "SQL"}})
+    consent = call(gbg, secret, "POST", f"/cases/{case['id']}/consents", 201, json={
+        "recipients": [RECEIVER[0]], "categories": ["identity", "contact", "work", "wishes", "plan"],
+        "purpose": "reintegration_support", "method": "written_signature", "valid_until": valid_until})
+    seen: list[str] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split())[:150])
+
+    event.listen(sa.engine.Engine, "before_cursor_execute", log)
+    try:
+        call(gbg, secret, "POST", f"/cases/{case['id']}/handovers", 202,
+             json={"recipient": RECEIVER[0], "consent_id": consent["id"]})
+        print(f"-- POST /cases/{{id}}/handovers: {len(seen)} statements", *seen, sep="\n  ")
+        seen.clear()
+        with gbg.extensions["ccm"].sessionmaker() as session:
+            envelope = session.scalar(sa.select(OutboundMessage.envelope).where(
+                OutboundMessage.case_id == case["id"]))
+        seen.clear()
+        sarajevo.test_client().post(INBOX_PATH, data=envelope, content_type="application/json")
+        print(f"-- POST /federation/v1/inbox: {len(seen)} statements", *seen, sep="\n  ")
+    finally:
+        event.remove(sa.engine.Engine, "before_cursor_execute", log)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
+    parser.add_argument("--handovers", type=int, default=200)
+    parser.add_argument("--profile", choices=("api", "inbox", "record"))
+    parser.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile")
+    parser.add_argument("--top", type=int, default=30, help="functions shown by cProfile (30)")
+    parser.add_argument("--sql", action="store_true", help="print the statements of one handover")
+    args = parser.parse_args()
+    run(args.backend, max(1, args.handovers), args.profile, args.profiler, args.top, args.sql)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
