@@ -90,12 +90,9 @@ def _case_export(env: Env, args: argparse.Namespace) -> int:
 
 
 def _find_case(session: Any, ref: str) -> Any:
-    import sqlalchemy as sa
+    from node.cases.access import find_case
 
-    from node.cases.models import Case
-
-    case = session.get(Case, ref) if len(ref) <= 36 else None
-    case = case or session.scalar(sa.select(Case).where(Case.reference == ref))
+    case = find_case(session, ref)
     if case is None:
         raise AdminError(f"no case {ref} on this node")
     return case

@@ -18,8 +18,8 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor
+from node.cases.access import find_case
 from node.cases.export import case_document, export_case
-from node.cases.models import Case
 from node.config import Stage
 from node.errors import NotFound
 
@@ -53,8 +53,7 @@ def subject_export(session: orm.Session, actor: Actor | None, case_id: str, stag
         document = export_case(session, actor, case_id, stages, now)
         case = document["case"]
     else:
-        found = session.get(Case, case_id) if len(case_id) <= 36 else None
-        case = found or session.scalar(sa.select(Case).where(Case.reference == case_id))
+        case = find_case(session, case_id)
         if case is None:
             raise NotFound(f"No case {case_id} on this node.")
         document = case_document(session, case, stages, now)
