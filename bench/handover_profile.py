@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import os
 import pstats
 import random
 import shutil
@@ -129,7 +130,7 @@ def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, t
     elif profile == "cprofile":
         profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(top)
         print(out.getvalue())
 
 

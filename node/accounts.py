@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -133,8 +134,42 @@ def create_token(session: orm.Session, user: User, *, now: datetime, days: int, 
     return f"{TOKEN_PREFIX}{token.id}_{secret}"
 
 
+#: ``last_used_at`` is written at most this often per token: a request does not pay a write for it.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """An authenticated token: its user, and whether its ``last_used_at`` is due to be written."""
+
+    user: User
+    token_id: int
+    stale: bool
+
+
 def authenticate_token(session: orm.Session, presented: str, now: datetime) -> User | None:
-    """The active user a presented bearer token belongs to, or None (malformed, unknown, expired, revoked)."""
+    """The active user a presented bearer token belongs to, or None (malformed, unknown, expired, revoked).
+
+    Records the use (``last_used_at``) on ``session``, whatever its age; see :func:`check_token` for the
+    read-only check a request makes.
+    """
+    use = check_token(session, presented, now)
+    if use is None:
+        return None
+    mark_used(session, use.token_id, now)
+    return use.user
+
+
+def mark_used(session: orm.Session, token_id: int, now: datetime) -> None:
+    """Set a token's ``last_used_at`` (one UPDATE, in the caller's transaction)."""
+    table = ApiToken.__table__
+    session.execute(sa.update(table).where(table.c.id == token_id).values(last_used_at=now))
+
+
+def check_token(session: orm.Session, presented: str, now: datetime) -> TokenUse | None:
+    """Like :func:`authenticate_token`, without writing: the token's user and whether its ``last_used_at``
+    is older than :data:`LAST_USED_RESOLUTION` (so the caller writes it at most once a minute).
+    """
     if not presented.startswith(TOKEN_PREFIX):
         return None
     token_id, sep, secret = presented[len(TOKEN_PREFIX):].partition("_")
@@ -149,8 +184,8 @@ def authenticate_token(session: orm.Session, presented: str, now: datetime) -> U
         return None
     if token.revoked_at is not None or token.expires_at <= now or not token.user.active:
         return None
-    token.last_used_at = now
-    return token.user
+    stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+    return TokenUse(token.user, token.id, stale)
 
 
 def revoke_token(session: orm.Session, token_id: int, now: datetime) -> ApiToken:

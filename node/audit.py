@@ -86,33 +86,51 @@ def compute_hash(entry: AuditEntry) -> str:
 
 
 _HEAD = "ccm_audit_head"
-_LOCK_HEAD = sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
+_HEAD_TABLE = AuditHead.__table__
+_ENTRY_TABLE = AuditEntry.__table__
+_LOCK_HEAD = (sa.select(_HEAD_TABLE.c.last_seq, _HEAD_TABLE.c.last_hash)
+              .where(_HEAD_TABLE.c.id == 1).with_for_update())
 
 
-def _locked_head(session: orm.Session) -> AuditHead:
+@dataclass
+class _Head:
+    """The head as this session's current (possibly nested) transaction last wrote it."""
+
+    transaction: orm.SessionTransaction
+    seq: int
+    hash: str
+
+
+def _locked_head(session: orm.Session) -> _Head:
     """The head row, locked for this session's transaction.
 
-    The first entry reads it ``FOR UPDATE`` and the session keeps it in ``session.info`` with the (possibly
-    nested) transaction that took the lock; later entries use it while that transaction is still active. A
-    savepoint rolled back gives its row locks up on PostgreSQL: its transaction is then no longer active and
-    the next entry locks the row again. Every entry flushes the head, so a row expired meanwhile reloads the
-    transaction's own state.
+    The first entry of a transaction reads it ``FOR UPDATE``; the session keeps its values in
+    ``session.info`` with the (possibly nested) transaction that read them, and later entries of that same
+    transaction use them. In any other transaction (a savepoint begun, released or rolled back since) the
+    row is read, and locked, again: a rolled-back savepoint takes its entries, its head update and, on
+    PostgreSQL, its row lock with it.
     """
-    held = session.info.get(_HEAD)
-    if held is not None and held[0].is_active and held[1] in session:
-        head: AuditHead = held[1]
-        return head
-    found = session.scalar(_LOCK_HEAD)
-    if found is None:
-        found = AuditHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(found)
-    session.info[_HEAD] = (session.get_nested_transaction() or session.get_transaction(), found)
-    return found
+    current = session.get_nested_transaction() or session.get_transaction()
+    held: _Head | None = session.info.get(_HEAD)
+    if held is not None and held.transaction is current and current is not None and current.is_active:
+        return held
+    row = session.execute(_LOCK_HEAD).first()
+    if row is None:
+        session.execute(sa.insert(_HEAD_TABLE).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
+        row = (0, GENESIS_HASH)
+    current = session.get_nested_transaction() or session.get_transaction()
+    assert current is not None  # the SELECT began one
+    head = _Head(current, int(row[0]), str(row[1]))
+    session.info[_HEAD] = head
+    return head
 
 
 def record(session: orm.Session, *, actor: Actor | None, action: str, object_type: str, object_id: str | None,
            case_id: str | None, now: datetime, detail: dict[str, Any] | None = None) -> AuditEntry:
     """Append one entry to the chain, in the caller's transaction (it commits or rolls back with the change).
+
+    The entry and the head are written at once with two Core statements: they do not flush the session's
+    pending objects (a conflict among those surfaces at the caller's next flush or commit).
 
     Args:
         actor: who did it (None for the node itself, e.g. a delivery worker).
@@ -120,13 +138,13 @@ def record(session: orm.Session, *, actor: Actor | None, action: str, object_typ
         object_type: e.g. ``case``, ``consent``, ``case_list``.
         detail: ids, field names, counts; never personal data.
     Returns:
-        The new entry (flushed).
+        The new entry, as written (not attached to the session).
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     head = _locked_head(session)
     entry = AuditEntry(
-        seq=head.last_seq + 1,
+        seq=head.seq + 1,
         at=now,
         actor_id=actor.user_id if actor else None,
         actor_username=actor.username if actor else None,
@@ -137,13 +155,17 @@ def record(session: orm.Session, *, actor: Actor | None, action: str, object_typ
         object_id=object_id,
         case_id=case_id,
         detail=json.dumps(detail, sort_keys=True, separators=(",", ":")) if detail else None,
-        prev_hash=head.last_hash,
+        prev_hash=head.hash,
     )
     entry.entry_hash = compute_hash(entry)
-    session.add(entry)
-    head.last_seq = entry.seq
-    head.last_hash = entry.entry_hash
-    session.flush()
+    session.execute(sa.insert(_ENTRY_TABLE).values(
+        seq=entry.seq, at=now, actor_id=entry.actor_id, actor_username=entry.actor_username,
+        actor_role=entry.actor_role, remote_addr=entry.remote_addr, action=action, object_type=object_type,
+        object_id=object_id, case_id=case_id, detail=entry.detail, prev_hash=entry.prev_hash,
+        entry_hash=entry.entry_hash))
+    session.execute(sa.update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == 1)
+                    .values(last_seq=entry.seq, last_hash=entry.entry_hash))
+    head.seq, head.hash = entry.seq, entry.entry_hash
     return entry
 
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from .accounts import authenticate_token
-from .db import request_session
+from .accounts import check_token, mark_used
+from .db import request_reader, request_session
 from .errors import Forbidden, Unauthorized
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -97,13 +97,19 @@ def _authenticate_api_request() -> None:
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized("A valid bearer token is required.")
-    clock = current_app.extensions["ccm"].clock
+    now = current_app.extensions["ccm"].clock.now()
     session = request_session()
-    user = authenticate_token(session, presented.strip(), clock.now())
-    if user is None:
+    reader = request_reader()  # SQLite: checked without the write lock
+    use = check_token(reader or session, presented.strip(), now)
+    if use is None:
         raise Unauthorized("A valid bearer token is required.")
-    session.commit()  # last_used_at
+    user = use.user
     g.actor = Actor(user.id, user.username, user.role, user.team, request.remote_addr)
+    if reader is not None:
+        reader.rollback()  # the view's reads start on a fresh snapshot
+    if use.stale:  # at most once a minute per token
+        mark_used(session, use.token_id, now)
+        session.commit()
 
 
 def init_auth(app: Flask) -> None:

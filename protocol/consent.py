@@ -114,20 +114,22 @@ def _ordered_grant(grant: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sign_consent(record: Mapping[str, Any], signer: str,
-                 signing_key: nacl.signing.SigningKey) -> dict[str, Any]:
+                 signing_key: nacl.signing.SigningKey, *, validated: bool = False) -> dict[str, Any]:
     """Sign a consent record as its origin node.
 
     Args:
         record: a consent record (from ``make_consent_record``).
         signer: the signing node's id; must be the record's ``origin``.
         signing_key: that node's Ed25519 signing key.
+        validated: True when ``record`` is what ``make_consent_record`` just returned (validated there):
+            the schema check is not repeated.
     Returns:
         The record with ``signatures[signer]`` added.
     Raises:
         SchemaError: the record is malformed.
         MalformedError: ``signer`` is not the record's origin.
     """
-    loaded = _load(_CONSENT_SCHEMA, record, "consent record")
+    loaded = dict(record) if validated else _load(_CONSENT_SCHEMA, record, "consent record")
     if signer != loaded["origin"]:
         raise MalformedError("a consent record is signed by its origin node")
     return sign_json(loaded, signer, signing_key)
@@ -229,7 +231,8 @@ def _check_active(consent: Mapping[str, Any], summary: Mapping[str, Any], now: d
 
 
 def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: str, purpose: str, *,
-             now: datetime | None = None, withdrawals: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+             now: datetime | None = None, withdrawals: Iterable[Mapping[str, Any]] = (),
+             validated: bool = False) -> dict[str, Any]:
     """Cut a case summary down to what ``consent`` lets ``recipient`` receive for ``purpose``.
 
     Args:
@@ -239,6 +242,9 @@ def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: 
         purpose: one of ``PURPOSES``.
         now: the sender's clock; when given, an expired or future-dated consent is refused too.
         withdrawals: validated ``consent_withdrawn`` bodies already known for this consent.
+        validated: True when ``consent`` was validated by the caller (``make_consent_record``) and the body
+            the cut goes into will be validated whole (``validate_body``): neither the consent nor the
+            summary is validated here, and sections the cut leaves out are never checked.
     Returns:
         ``{"summary": {...}, "withheld": [...]}``: the granted sections present in ``summary`` (deep copies),
         and every category the grant does not allow (in ``CATEGORIES`` order), whether or not ``summary``
@@ -251,8 +257,11 @@ def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: 
     """
     if now is not None:
         require_aware(now)
-    loaded_consent = _load(_CONSENT_SCHEMA, consent, "consent record")
-    loaded_summary = _load(_SUMMARY_SCHEMA, summary, "case summary")
+    if validated:
+        loaded_consent, loaded_summary = consent, summary
+    else:
+        loaded_consent = _load(_CONSENT_SCHEMA, consent, "consent record")
+        loaded_summary = _load(_SUMMARY_SCHEMA, summary, "case summary")
     _check_active(loaded_consent, loaded_summary, now)
     allowed = allowed_categories(loaded_consent, recipient, purpose, withdrawals)
     shared = [c for c in allowed if c in loaded_summary]

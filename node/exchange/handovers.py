@@ -173,11 +173,11 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
     try:
         record_ = consent_record(case, consent, safeguards, origin=keys.node_id, language=language,
                                  best_interests_outcome=outcome if case.child_at_intake else None)
-        signed = sign_consent(record_, keys.node_id, keys.signing_key)
+        signed = sign_consent(record_, keys.node_id, keys.signing_key, validated=True)
         from .withdrawal import withdrawals_for  # (imports this module)
 
         cut = minimise(case_summary(session, case, config.stages), signed, recipient, purpose, now=now,
-                       withdrawals=withdrawals_for(session, keys.node_id, consent.id))
+                       withdrawals=withdrawals_for(session, keys.node_id, consent.id), validated=True)
         body = {"case": protocol_case(case), "consent": signed, "purpose": purpose, **cut,
                 "requested_support": data.get("requested_support", []),
                 "retention": {"days": partner.retention_days or DEFAULT_RETENTION_DAYS}}
@@ -212,26 +212,24 @@ def _partner_state(partner: Partner) -> tuple[Any, ...]:
     return partner.id, partner.status, partner.agreement_id, partner.card, partner.retention_days
 
 
-def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> Prepared | None:
-    """What decided a handover prepared on a reader's snapshot, read again on the writing session.
-
-    Returns:
-        The same handover on the writing session's rows, or None when the case's version or status, the
-        consent's withdrawal, the child safeguards or the partner (status, agreement, card, retention) changed.
-    Raises:
-        Forbidden, NotFound: the actor may no longer hand over this case.
+def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> bool:
+    """Whether what decided a handover prepared on a reader's snapshot still holds on the writing session:
+    one query for the case's visibility to the actor, its version and status, the consent's withdrawal, the
+    child safeguards' version and the partner's status, agreement, card and retention.
     """
-    case = case_for(session, actor, prepared.case.id, "handover.send")
-    consent = session.get(Consent, prepared.consent.id)
-    safeguards = session.get(ChildSafeguards, case.id)
-    partner = session.scalar(sa.select(Partner).where(Partner.node_id == prepared.partner.node_id))
-    if (consent is None or partner is None
-            or (case.version, case.status) != (prepared.case.version, prepared.case.status)
-            or consent.withdrawn_at != prepared.consent.withdrawn_at
-            or (safeguards.version if safeguards else None) != prepared.safeguards_version
-            or _partner_state(partner) != _partner_state(prepared.partner)):
-        return None
-    return Prepared(case, consent, partner, prepared.purpose, prepared.body, prepared.safeguards_version)
+    require(actor, "handover.send")
+    row = session.execute(
+        sa.select(Case.version, Case.status, Consent.withdrawn_at, ChildSafeguards.version, Partner.id,
+                  Partner.status, Partner.agreement_id, Partner.card, Partner.retention_days)
+        .select_from(Case)
+        .join(Consent, sa.and_(Consent.id == prepared.consent.id, Consent.case_id == Case.id))
+        .join(Partner, Partner.node_id == prepared.partner.node_id)
+        .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
+        .where(Case.id == prepared.case.id, visible_cases_filter(actor))
+    ).first()
+    return row is not None and tuple(row) == (
+        prepared.case.version, prepared.case.status, prepared.consent.withdrawn_at, prepared.safeguards_version,
+        *_partner_state(prepared.partner))
 
 
 def _refuse_open_handover(session: orm.Session, prepared: Prepared) -> None:
@@ -243,9 +241,9 @@ def _refuse_open_handover(session: orm.Session, prepared: Prepared) -> None:
                        "new handover is possible once it is declined.")
 
 
-def _sealed(session: orm.Session, prepared: Prepared, thread: str, *, keys: NodeKeys, now: dt.datetime,
+def _sealed(prepared: Prepared, thread: str, *, keys: NodeKeys, now: dt.datetime,
             boxes: BoxCache | None) -> SealedMessage:
-    _refuse_open_handover(session, prepared)  # A new thread: sequence 1, no prev. prepare() validated the body.
+    # A new thread: sequence 1, no prev. prepare() validated the body.
     return seal_for(prepared.partner, keys=keys, msg_type="handover", body=prepared.body, thread=thread, now=now,
                     boxes=boxes, validated=True)
 
@@ -266,18 +264,14 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
         MessageRejected: the sealed message would be too large.
         See :func:`prepare` for the rest.
     """
-    lookup = reader or session
     thread = b64encode(os.urandom(16))
-    prepared = prepare(lookup, actor, case_id, data, keys=keys, config=config, now=now)
-    sealed = _sealed(lookup, prepared, thread, keys=keys, now=now, boxes=boxes)
-    if lookup is not session:
-        current = _still_valid(session, actor, prepared)
-        if current is None:  # changed meanwhile: all again, under the lock
-            prepared = prepare(session, actor, case_id, data, keys=keys, config=config, now=now)
-            sealed = _sealed(session, prepared, thread, keys=keys, now=now, boxes=boxes)
-        else:
-            prepared = current
-            _refuse_open_handover(session, prepared)
+    prepared = prepare(reader or session, actor, case_id, data, keys=keys, config=config, now=now)
+    sealed = _sealed(prepared, thread, keys=keys, now=now, boxes=boxes)
+    if reader is not None and not _still_valid(session, actor, prepared):
+        # changed meanwhile: all again, under the lock
+        prepared = prepare(session, actor, case_id, data, keys=keys, config=config, now=now)
+        sealed = _sealed(prepared, thread, keys=keys, now=now, boxes=boxes)
+    _refuse_open_handover(session, prepared)
     case, partner, body = prepared.case, prepared.partner, prepared.body
     message = store(session, sealed, partner, seq=1, prev=None, now=now, case_id=case.id)
     handover = Handover(
