@@ -90,6 +90,9 @@ _HEAD_TABLE = AuditHead.__table__
 _ENTRY_TABLE = AuditEntry.__table__
 _LOCK_HEAD = (sa.select(_HEAD_TABLE.c.last_seq, _HEAD_TABLE.c.last_hash)
               .where(_HEAD_TABLE.c.id == 1).with_for_update())
+_INSERT_ENTRY = sa.insert(_ENTRY_TABLE)
+_MOVE_HEAD = (sa.update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == 1)
+              .values(last_seq=sa.bindparam("seq"), last_hash=sa.bindparam("entry_hash")))
 
 
 @dataclass
@@ -158,13 +161,12 @@ def record(session: orm.Session, *, actor: Actor | None, action: str, object_typ
         prev_hash=head.hash,
     )
     entry.entry_hash = compute_hash(entry)
-    session.execute(sa.insert(_ENTRY_TABLE).values(
-        seq=entry.seq, at=now, actor_id=entry.actor_id, actor_username=entry.actor_username,
-        actor_role=entry.actor_role, remote_addr=entry.remote_addr, action=action, object_type=object_type,
-        object_id=object_id, case_id=case_id, detail=entry.detail, prev_hash=entry.prev_hash,
-        entry_hash=entry.entry_hash))
-    session.execute(sa.update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == 1)
-                    .values(last_seq=entry.seq, last_hash=entry.entry_hash))
+    session.execute(_INSERT_ENTRY, {
+        "seq": entry.seq, "at": now, "actor_id": entry.actor_id, "actor_username": entry.actor_username,
+        "actor_role": entry.actor_role, "remote_addr": entry.remote_addr, "action": action,
+        "object_type": object_type, "object_id": object_id, "case_id": case_id, "detail": entry.detail,
+        "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash})
+    session.execute(_MOVE_HEAD, {"seq": entry.seq, "entry_hash": entry.entry_hash})
     head.seq, head.hash = entry.seq, entry.entry_hash
     return entry
 

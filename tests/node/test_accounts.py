@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from sqlalchemy import orm
 
 from node import accounts
 from node.clock import FakeClock
+
+MakeUser = Callable[..., tuple[accounts.User, str]]
 
 
 def test_password_is_hashed_with_argon2(db_session: orm.Session, clock: FakeClock) -> None:
@@ -57,3 +62,38 @@ def test_revoked_token_and_disabled_user_rejected(db_session: orm.Session, clock
     assert accounts.authenticate_token(db_session, t2, clock.now()) is user
     user.active = False
     assert accounts.authenticate_token(db_session, t2, clock.now()) is None
+
+
+def _last_used(engine: sa.Engine) -> list[object]:
+    with engine.connect() as conn:
+        return [row.last_used_at for row in conn.execute(sa.text("SELECT last_used_at FROM api_tokens"))]
+
+
+def test_a_tokens_last_use_is_written_at_most_once_a_minute(client: FlaskClient, engine: sa.Engine,
+                                                             clock: FakeClock, make_user: MakeUser) -> None:
+    _user, token = make_user("counsellor")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert _last_used(engine) == [None]
+    assert client.get("/api/v1/cases", headers=headers).status_code == 200
+    first = _last_used(engine)
+    assert first[0] is not None
+    clock.advance(seconds=59)
+    assert client.get("/api/v1/cases", headers=headers).status_code == 200
+    assert _last_used(engine) == first  # within the minute: the request wrote nothing for it
+    clock.advance(seconds=2)
+    assert client.get("/api/v1/cases", headers=headers).status_code == 200
+    assert _last_used(engine) != first
+
+
+def test_check_token_says_when_the_last_use_is_due(db_session: orm.Session, clock: FakeClock) -> None:
+    user = accounts.create_user(db_session, username="lina", role="adviser", now=clock.now())
+    token = accounts.create_token(db_session, user, now=clock.now(), days=2)
+    use = accounts.check_token(db_session, token, clock.now())
+    assert use is not None and use.user is user and use.stale
+    accounts.mark_used(db_session, use.token_id, clock.now())
+    db_session.expire_all()
+    use = accounts.check_token(db_session, token, clock.advance(seconds=30))
+    assert use is not None and not use.stale
+    use = accounts.check_token(db_session, token, clock.advance(seconds=30))
+    assert use is not None and use.stale
+    assert accounts.check_token(db_session, token + "x", clock.now()) is None
