@@ -28,6 +28,11 @@ most 1 s). Everything shares this machine's CPUs: both nodes, their workers, the
    ``handover`` with the body of 3. and its ``case_closed``, so that order within a thread matters), Sarajevo
    is started again, and the time from its first answer to the last ``delivered_at`` is the drain time.
 
+5. (f) The API floor: authenticated requests to Göteborg that do no work (``GET /api/v1/handovers/{id}`` of
+   an unknown id: the token checked, one lookup, a 404). A handover costs at least one such request and one
+   bare inbox request, so (a)/(b) cannot exceed (f) / ((f) + (b)) on this machine, even with no domain work
+   and a free delivery worker: the report prints that ceiling.
+
 Each phase also prints the CPU seconds each process tree used (``/proc``; PostgreSQL: all its live server
 processes). Targets: (a) at least 0.5 of (b); (c) at least 0.5 of the live inbox rate. Ctrl-C, SIGTERM or any
 failure stops every process and removes every temporary directory and database.
@@ -120,6 +125,7 @@ class Figures:
     baseline_rate: float = 0.0
     baseline_latency: tuple[float, float] = (0.0, 0.0)
     enqueue_rate: float = 0.0
+    floor_rate: float = 0.0
     drain_seconds: float = 0.0
     cpu: dict[str, str] = field(default_factory=dict)
 
@@ -244,6 +250,15 @@ def handovers(pair: Pair, cases: list[tuple[str, str]], threads: int, figures: F
     figures.handover_rate = len(cases) / (max(done.values()) - min(started.values()))
     figures.latency = p50_p99_ms([done[c] - started[c] for c, _ in cases])
     figures.api_latency = p50_p99_ms(api_times)
+
+
+def api_floor(pair: Pair, count_: int, threads: int) -> float:
+    """(f): authenticated API requests that do no work (``GET /handovers/{unknown id}``: the token checked,
+    one lookup, a 404), the cheapest request a handover's sending API call could be."""
+    ids = [str(uuid.uuid4()) for _ in range(count_)]
+    t0 = time.perf_counter()
+    parallel(lambda handover_id: pair.api.call("GET", f"/handovers/{handover_id}", 404), ids, threads)
+    return count_ / (time.perf_counter() - t0)
 
 
 def sent_handovers(pair: Pair) -> list[Any]:
@@ -386,6 +401,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> Figures:
         say("(b) the bare inbox on the envelopes of (a)")
         bare_url = make_url() or f"sqlite:///{root / 'bare.db'}"
         baseline(stack, root, pair, rows, bare_url, args.clients, args.baseline_rounds, figures)
+        say(f"(f) {args.handovers * args.baseline_rounds} authenticated API requests that find nothing")
+        meter.start()
+        figures.floor_rate = api_floor(pair, args.handovers * args.baseline_rounds, args.clients)
+        figures.cpu["(f) API floor"] = meter.stop()
         body = handover_body(pair.api)
         say(f"live inbox: {args.live} messages straight to Sarajevo's inbox (handovers, then case_closed)")
         meter.start()
@@ -415,6 +434,9 @@ def report(backend: str, f: Figures, args: argparse.Namespace) -> None:
          f"{f.baseline_rate:7.1f} /s   per request: p50 {f.baseline_latency[0]:.1f} ms, "
          f"p99 {f.baseline_latency[1]:.1f} ms"),
         ("    ratio (a) / (b)", verdict(f.handover_rate / f.baseline_rate)),
+        ("(f) API request doing nothing", f"{f.floor_rate:7.1f} /s   GET /handovers/{{unknown id}} → 404"),
+        ("    ceiling of (a) / (b)", f"{f.floor_rate / (f.floor_rate + f.baseline_rate):.2f}  (one API request "
+                                      "and one bare inbox request per handover, no work, no worker)"),
         (f"    live inbox ({args.live} messages)", f"{f.live_rate:7.1f} /s"),
         (f"(c) backlog drain ({args.backlog})",
          f"{args.backlog / f.drain_seconds:7.1f} /s   in {f.drain_seconds:.1f} s "

@@ -1,7 +1,7 @@
 """Per-stage CPU cost of a handover, in one process (no HTTP, no gunicorn), to find what to optimise.
 
     .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql] [--handovers 200]
-        [--profile api|inbox|record] [--profiler cprofile|pyinstrument] [--top 30] [--sql]
+        [--profile api|inbox|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime] [--top 30] [--sql]
 
 Two nodes (Göteborg → Sarajevo) are built with ``create_app`` on their own databases (a SQLite file, or a
 fresh PostgreSQL database dropped at the end), partnered under an agreement; N cases with a consent are made
@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import importlib.util
 import io
-import os
 import pstats
 import random
 import shutil
@@ -107,7 +107,8 @@ def call(app: Flask, secret: str, method: str, path: str, status: int, **kwargs:
     return response.get_json()
 
 
-def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, top: int) -> None:
+def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, top: int,
+          sort: str = "cumulative") -> None:
     """Run ``fn`` and print its CPU and wall time per handover; ``profile``: None, ``cprofile`` or
     ``pyinstrument`` (if installed: a sampling profiler that distorts less)."""
     profiler: Any = None
@@ -130,7 +131,7 @@ def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, t
     elif profile == "cprofile":
         profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(top)
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
         print(out.getvalue())
 
 
@@ -147,7 +148,8 @@ def nodes(backend: str) -> Iterator[tuple[Flask, Flask]]:
         yield apps
 
 
-def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sql: bool) -> None:
+def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sql: bool,
+        sort: str = "cumulative") -> None:
     with nodes(backend) as (gbg, sarajevo):
         secret = token(gbg)
         valid_until = (date.today() + timedelta(days=365)).isoformat()
@@ -166,7 +168,7 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
                 call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
                      json={"recipient": RECEIVER[0], "consent_id": consent_id})
 
-        timed("api", count, api, profiler if stage == "api" else None, top)
+        timed("api", count, api, profiler if stage == "api" else None, top, sort)
         sessions = make_sessionmaker(gbg.extensions["ccm"].engine)
         with sessions() as session:
             rows = list(session.execute(
@@ -182,7 +184,7 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
                 response = inbox_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
                 answers.append(DeliveryAnswer(response.status_code, response.data))
 
-        timed("inbox", count, inbox, profiler if stage == "inbox" else None, top)
+        timed("inbox", count, inbox, profiler if stage == "inbox" else None, top, sort)
         worker = DeliveryWorker(sessionmaker=sessions, clock=SystemClock(), worker_id="profile")
         now = datetime.now(UTC)
         claims = [Claim(r.id, r.message_id, r.partner_id, r.recipient, "http://x.test", card, r.message_hash,
@@ -195,7 +197,7 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
                     record_outcomes(session, outcomes[start:start + 8], worker_id="profile",
                                     now=datetime.now(UTC), policy=RetryPolicy(), rng=random.Random(1))
 
-        timed("record", count, record, profiler if stage == "record" else None, top)
+        timed("record", count, record, profiler if stage == "record" else None, top, sort)
         if sql:
             show_sql(gbg, sarajevo, secret, valid_until)
 
@@ -236,8 +238,12 @@ def main() -> int:
     parser.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile")
     parser.add_argument("--top", type=int, default=30, help="functions shown by cProfile (30)")
     parser.add_argument("--sql", action="store_true", help="print the statements of one handover")
+    parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime"),
+                        help="cProfile's order (cumulative)")
     args = parser.parse_args()
-    run(args.backend, max(1, args.handovers), args.profile, args.profiler, args.top, args.sql)
+    if args.profile and args.profiler == "pyinstrument" and importlib.util.find_spec("pyinstrument") is None:
+        parser.error("pyinstrument is not installed: .venv/bin/pip install pyinstrument, or --profiler cprofile")
+    run(args.backend, max(1, args.handovers), args.profile, args.profiler, args.top, args.sql, args.sort)
     return 0
 
 
