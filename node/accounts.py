@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -162,7 +163,7 @@ def authenticate_token(session: orm.Session, presented: str, now: datetime) -> U
 
 def mark_used(session: orm.Session, token_id: int, now: datetime) -> None:
     """Set a token's ``last_used_at`` (one UPDATE, in the caller's transaction)."""
-    table = ApiToken.__table__
+    table = cast(sa.Table, ApiToken.__table__)
     session.execute(sa.update(table).where(table.c.id == token_id).values(last_used_at=now))
 
 

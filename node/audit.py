@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -86,8 +86,8 @@ def compute_hash(entry: AuditEntry) -> str:
 
 
 _HEAD = "ccm_audit_head"
-_HEAD_TABLE = AuditHead.__table__
-_ENTRY_TABLE = AuditEntry.__table__
+_HEAD_TABLE = cast(sa.Table, AuditHead.__table__)
+_ENTRY_TABLE = cast(sa.Table, AuditEntry.__table__)
 _LOCK_HEAD = (sa.select(_HEAD_TABLE.c.last_seq, _HEAD_TABLE.c.last_hash)
               .where(_HEAD_TABLE.c.id == 1).with_for_update())
 _INSERT_ENTRY = sa.insert(_ENTRY_TABLE)
@@ -118,12 +118,12 @@ def _locked_head(session: orm.Session) -> _Head:
     if held is not None and held.transaction is current and current is not None and current.is_active:
         return held
     row = session.execute(_LOCK_HEAD).first()
+    seq, hash_ = (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
     if row is None:
-        session.execute(sa.insert(_HEAD_TABLE).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
-        row = (0, GENESIS_HASH)
+        session.execute(sa.insert(_HEAD_TABLE).values(id=1, last_seq=seq, last_hash=hash_))
     current = session.get_nested_transaction() or session.get_transaction()
     assert current is not None  # the SELECT began one
-    head = _Head(current, int(row[0]), str(row[1]))
+    head = _Head(current, seq, hash_)
     session.info[_HEAD] = head
     return head
 

@@ -14,7 +14,7 @@ from node.api import Blueprint
 from node.cases.views import commit, documented, node_config, now_and_actor
 from node.db import request_reader, request_session
 
-from . import handovers
+from . import handover_status, handovers
 from .handover_decisions import accept_handover, decline_handover
 from .handover_progress import case_updates, partner_stages, record_progress
 from .keystore import NodeIdentity, identity_for_app
@@ -73,7 +73,7 @@ def _register_sending(blp: Blueprint) -> None:
     def case_handovers(case_id: str) -> Any:
         """The case's handovers: queued, delivered, accepted or declined, with times"""
         now, actor = now_and_actor()
-        items = handovers.case_handovers(request_session(), actor, case_id, now)
+        items = handover_status.case_handovers(request_session(), actor, case_id, now)
         commit()
         return {"items": items}
 
@@ -98,7 +98,7 @@ def _register_receiving(blp: Blueprint) -> None:
     def list_handovers(query: dict[str, Any]) -> Any:
         """Incoming handovers (advisers) or the outgoing handovers of your cases, newest first"""
         now, actor = now_and_actor()
-        items = handovers.list_handovers(request_session(), actor, query["direction"], query.get("status"), now)
+        items = handover_status.list_handovers(request_session(), actor, query["direction"], query.get("status"), now)
         commit()
         return {"items": items}
 
@@ -108,7 +108,7 @@ def _register_receiving(blp: Blueprint) -> None:
     def get_handover(handover_id: str) -> Any:
         """One handover; a pending incoming one with its summary and consent"""
         now, actor = now_and_actor()
-        result = handovers.get_handover(request_session(), actor, handover_id, now)
+        result = handover_status.get_handover(request_session(), actor, handover_id, now)
         commit()
         return result
 

@@ -50,7 +50,8 @@ from .custody_models import CustodyNotice
 from .dispatch import register
 from .erasure_models import ErasureRequest
 from .handover_models import Handover
-from .handovers import DEFAULT_RETENTION_DAYS, HandoverRefused, OutsideConsent, _partner, present
+from .handover_status import present
+from .handovers import DEFAULT_RETENTION_DAYS, HandoverRefused, OutsideConsent, _partner
 from .models import InboundMessage, Partner
 from .outbox import enqueue
 from .partner_keys import signing_key_for

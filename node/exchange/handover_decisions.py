@@ -33,7 +33,8 @@ from protocol import BoxCache, NodeKeys, ProtocolError, check_handover
 from protocol.times import format_time
 
 from .handover_models import Handover
-from .handovers import HandoverRefused, present, visible_handover
+from .handover_status import present, visible_handover
+from .handovers import HandoverRefused
 from .models import InboundMessage, OutboundMessage, Partner
 from .outbox import enqueue
 from .partner_keys import signing_key_for

@@ -16,7 +16,7 @@ from node.cases.models import INTERVENTION_KINDS, INTERVENTION_STATUSES, STAGE_S
 from protocol import PURPOSES
 from protocol.messages import DECLINE_REASONS, MEETING_KINDS, SUPPORT_KINDS
 
-from .handovers import STATUSES
+from .handover_status import STATUSES
 
 BEST_INTERESTS = ("in_best_interests", "not_in_best_interests", "inconclusive")
 

@@ -37,7 +37,7 @@ from .dispatch import register
 from .erasure import erase_categories, erase_handover
 from .erasure_models import ConsentWithdrawal, ErasureRequest, Tombstone
 from .handover_models import Handover
-from .handovers import visible_handover
+from .handover_status import visible_handover
 from .models import InboundMessage, OutboundMessage, Partner
 from .outbox import enqueue
 from .partners import PartnerStateError
