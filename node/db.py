@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app, g
@@ -93,6 +93,35 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
+_INSERTS: dict[type[Any], sa.Insert] = {}
+
+
+def insert_now(session: orm.Session, row: Base) -> None:
+    """INSERT a new mapped object's row at once, with one Core statement in the session's transaction.
+
+    For the rows a hot path writes and never changes afterwards in the same transaction (a queued message, a
+    handover just sent, a timeline event): the object is not added to the session, so the unit of work
+    neither tracks nor flushes it (a later change to it would not be saved). Only the attributes that were
+    set are written (the others get their column defaults, a version counter its first value); an
+    autoincremented primary key is set on the object. A constraint violation raises here, not at the next flush.
+    """
+    mapper = sa.inspect(type(row))
+    state = vars(row)
+    values: dict[str, Any] = {str(column.key): state[attr.key] for attr in mapper.column_attrs
+                              if attr.key in state for column in attr.columns}
+    version, generator = mapper.version_id_col, mapper.version_id_generator
+    if version is not None and str(version.key) not in values and callable(generator):
+        first = values[str(version.key)] = generator(None)  # the first version, as the unit of work sets it
+        setattr(row, mapper.get_property_by_column(version).key, first)
+    statement = _INSERTS.get(mapper.class_)
+    if statement is None:
+        statement = _INSERTS[mapper.class_] = sa.insert(cast(sa.Table, mapper.local_table))
+    result = cast(sa.CursorResult[Any], session.execute(statement, values))
+    for column, value in zip(mapper.primary_key, result.inserted_primary_key or (), strict=False):
+        if value is not None:
+            setattr(row, mapper.get_property_by_column(column).key, value)
+
+
 def make_sessionmaker(engine: sa.Engine) -> orm.sessionmaker[orm.Session]:
     return orm.sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -132,8 +161,9 @@ def request_reader() -> orm.Session | None:
         engine = make_reader_engine(app.extensions["ccm"].engine)
         held = (os.getpid(), orm.sessionmaker(bind=engine) if engine is not None else None)
         app.extensions["ccm_reader"] = held
-    g.db_reader = held[1]() if held[1] is not None else None
-    return g.db_reader
+    made: orm.Session | None = held[1]() if held[1] is not None else None
+    g.db_reader = made
+    return made
 
 
 def request_session() -> orm.Session:

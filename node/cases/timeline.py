@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from node.audit import record
 from node.auth import Actor
+from node.db import insert_now
 
 from .access import case_for
 from .models import Case, CaseEvent
@@ -45,12 +46,12 @@ def record_event(session: orm.Session, case: Case, *, kind: str, now: dt.datetim
         verified: whether the event's origin was verified (always true for local events).
         touch_case: false when the caller updates the case row itself.
     Returns:
-        The new event (added to the session).
+        The new event, inserted at once (``db.insert_now``: not tracked by the session).
     """
     event = CaseEvent(case_id=case.id, occurred_at=now, kind=kind, source=source, verified=verified,
                       actor_id=actor.user_id if actor else None, object_type=object_type,
                       object_id=object_id, detail=detail)
-    session.add(event)
+    insert_now(session, event)
     if touch_case:
         touch(session, case, now)
     return event

@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from node.audit import record
 from node.cases.models import Case
 from node.cases.timeline import record_event
+from node.db import insert_now
 from protocol import MalformedError, NodeKeys, OpenedMessage, b64decode, check_handover
 from protocol.consent import is_child_case
 from protocol.times import parse_time
@@ -78,7 +79,7 @@ def apply_handover(session: orm.Session, *, message: InboundMessage, opened: Ope
         body=body, consent=consent, child=is_child_case(consent, summary, now),
         destination_country=body["case"]["destination"]["country"],
         retain_until=_retain_until(body["retention"], now), created_at=now, created_by=None)
-    session.add(handover)  # flushed with its audit entry
+    insert_now(session, handover)  # not changed again in this transaction
     record(session, actor=None, action="create", object_type="handover", object_id=handover.id, case_id=None,
            now=now, detail={"from": partner.node_id, "handover_id": handover.message_id,
                             "categories": handover.categories})

@@ -37,6 +37,7 @@ from node.cases.consent import consent_status, missing_safeguards
 from node.cases.models import Case, ChildSafeguards, Consent
 from node.cases.timeline import record_event
 from node.config import NodeConfig
+from node.db import insert_now
 from node.errors import Conflict, ValidationFailed
 from protocol import (
     BoxCache,
@@ -273,7 +274,7 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
         origin_case_id=case.id, categories=list(body["summary"]), withheld=list(body["withheld"]),
         body=None, consent=None, child=case.child_at_intake, destination_country=case.destination_country,
         retain_until=None, created_at=now, created_by=actor.user_id)
-    session.add(handover)
+    insert_now(session, handover)
     detail = {"handover_id": message.message_id, "recipient": partner.node_id,
               "consent_id": prepared.consent.id, "categories": handover.categories,
               "withheld": handover.withheld}

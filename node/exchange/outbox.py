@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from node.audit import record as audit
+from node.db import insert_now
 from node.errors import ValidationFailed
 from protocol import BoxCache, NodeKeys, SchemaError, seal
 from protocol.envelope import DEFAULT_TTL
@@ -81,7 +82,7 @@ def seal_for(partner: Partner, *, keys: NodeKeys, msg_type: str, body: dict[str,
 
 def store(session: orm.Session, sealed: SealedMessage, partner: Partner, *, seq: int, prev: str | None,
           now: datetime, case_id: str | None = None, actor: Actor | None = None) -> OutboundMessage:
-    """Record a sealed message as ``queued`` and audit the decision to send it (flushed, no commit).
+    """Record a sealed message as ``queued`` and audit the decision to send it (inserted, no commit).
 
     Args:
         sealed: from :func:`seal_for`, for ``partner``.
@@ -91,7 +92,7 @@ def store(session: orm.Session, sealed: SealedMessage, partner: Partner, *, seq:
     Returns:
         The queued message.
     Raises:
-        sqlalchemy.exc.IntegrityError: (at the flush) another message took this place in the chain.
+        sqlalchemy.exc.IntegrityError: another message took this place in the chain.
     """
     header = sealed.header
     message = OutboundMessage(
@@ -100,7 +101,7 @@ def store(session: orm.Session, sealed: SealedMessage, partner: Partner, *, seq:
         case_id=case_id, status="queued", attempts=0, created_at=now, queued_at=now, expires_at=header.expires,
         next_attempt_at=now,
     )
-    session.add(message)
+    insert_now(session, message)  # never changed in this transaction: no unit-of-work tracking
     audit(session, actor=actor, action="send", object_type="message", object_id=message.message_id,
           case_id=case_id, now=now, detail={"to": partner.node_id, "type": header.type, "thread": header.thread})
     notify_queued(session)
