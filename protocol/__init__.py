@@ -26,6 +26,7 @@ from .cards import (
 )
 from .chain import message_hash, verify_chain
 from .consent import (
+    allowed_categories,
     check_forward,
     check_handover,
     make_consent_record,
@@ -104,6 +105,7 @@ __all__ = [
     "UnknownSenderError",
     "UnsupportedVersionError",
     "WrongRecipientError",
+    "allowed_categories",
     "b64decode",
     "b64encode",
     "canonical_bytes",

@@ -45,6 +45,7 @@ from protocol import (
     NodeKeys,
     OutsideConsentError,
     SchemaError,
+    allowed_categories,
     b64encode,
     minimise,
     sign_consent,
@@ -169,8 +170,10 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         signed = sign_consent(record_, keys.node_id, keys.signing_key, validated=True)
         from .withdrawal import withdrawals_for  # (imports this module)
 
-        cut = minimise(case_summary(session, case, config.stages), signed, recipient, purpose, now=now,
-                       withdrawals=withdrawals_for(session, keys.node_id, consent.id), validated=True)
+        withdrawals = withdrawals_for(session, keys.node_id, consent.id)
+        granted = allowed_categories(signed, recipient, purpose, withdrawals)  # only those are read
+        cut = minimise(case_summary(session, case, config.stages, granted), signed, recipient, purpose, now=now,
+                       withdrawals=withdrawals, validated=True)
         body = {"case": protocol_case(case), "consent": signed, "purpose": purpose, **cut,
                 "requested_support": data.get("requested_support", []),
                 "retention": {"days": partner.retention_days or DEFAULT_RETENTION_DAYS}}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -192,28 +192,42 @@ def _plan(session: orm.Session, case: Case, stages: Sequence[Stage]) -> dict[str
                      "stages": stage_items, "interventions": items})
 
 
-def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage]) -> dict[str, Any]:
-    """The full protocol summary of a case: every category the case holds data in (before minimisation).
+#: The categories built from the intake sections (one query for all of them).
+_FROM_SECTIONS = frozenset({"family", "health", "background", "education", "work", "wishes"})
+
+
+def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
+                 categories: Collection[str] | None = None) -> dict[str, Any]:
+    """The protocol summary of a case: every category the case holds data in (before minimisation).
 
     Args:
         session: the database session.
         case: the case.
         stages: the node's configured stages (for the stage titles).
+        categories: build only these (and ``identity``, which the consent rules read for a child's age):
+            the categories a consent grants, so that what will be cut is not read. Default: all.
     Returns:
         ``{category: section}`` for the categories with data.
     """
-    sections = _sections(session, case.id)
-    summary = {
-        "identity": _identity(case),
-        "contact": _contact(case),
-        "family": _family(session, case, sections.get("family")),
-        "health": _plain(sections.get("health")),
-        "background": _plain(sections.get("background")),
-        "education": _education(sections.get("education")),
-        "work": _work(sections.get("work"), sections.get("future_work")),
-        "wishes": _plain(sections.get("wishes")),
-        "plan": _plan(session, case, stages),
+    wanted = frozenset(categories) if categories is not None else None
+
+    def want(category: str) -> bool:
+        return wanted is None or category in wanted
+
+    sections = _sections(session, case.id) if wanted is None or wanted & _FROM_SECTIONS else {}
+    builders: dict[str, Callable[[], dict[str, Any]]] = {
+        "identity": lambda: _identity(case),
+        "contact": lambda: _contact(case),
+        "family": lambda: _family(session, case, sections.get("family")),
+        "health": lambda: _plain(sections.get("health")),
+        "background": lambda: _plain(sections.get("background")),
+        "education": lambda: _education(sections.get("education")),
+        "work": lambda: _work(sections.get("work"), sections.get("future_work")),
+        "wishes": lambda: _plain(sections.get("wishes")),
+        "plan": lambda: _plan(session, case, stages),
     }
+    summary = {category: build() for category, build in builders.items()
+               if category == "identity" or want(category)}
     return {category: section for category, section in summary.items() if section}
 
 

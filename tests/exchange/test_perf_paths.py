@@ -1,6 +1,7 @@
 """The fast paths of a handover keep every check: a handover prepared and sealed on a reader's snapshot is
 checked again under the write lock, the audit chain locks its head once per transaction and stays intact, a
-body is validated once on each side, and the delivery worker's claim walks its index in order. SQLite and
+body is validated once on each side, what the consent does not grant is not read, and the delivery worker's
+claim walks its index in order. SQLite and
 PostgreSQL (on PostgreSQL the "reader" is a REPEATABLE READ session: a snapshot, as SQLite's reader is)."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from node.exchange.worker import DeliveryWorker, WorkerSettings
 from protocol import SchemaError, check_handover
 from protocol.messages import validate_body
 from tests.exchange.conftest import FlaskTransport, Node, note_body, samples, thread_id
-from tests.exchange.desks import Desk, Worker, deliver, open_case
+from tests.exchange.desks import Desk, Worker, consent_body, deliver, hand_over, incoming, open_case
 
 
 @pytest.fixture
@@ -187,6 +188,29 @@ def test_the_api_sends_through_the_reader(desks: tuple[Desk, Desk]) -> None:
     if gbg.node.engine.dialect.name == "sqlite":  # the summary is read before the write lock is taken
         writing = len(seen) - seen[::-1].index("BEGIN")  # the view's own BEGIN IMMEDIATE comes last
         assert seen[:writing].count("SELECT") >= 8 and seen[writing:].count("SELECT") <= 6
+
+
+def test_what_the_consent_does_not_grant_is_not_even_read(desks: tuple[Desk, Desk], make_worker: Worker) -> None:
+    gbg, sarajevo = desks
+    case_id, consent_id = open_case(gbg, consent=consent_body(categories=["contact"]))
+    tables: list[str] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        tables.extend(t for t in ("household_members", "intake_sections", "case_plans", "case_stages",
+                                  "interventions") if f"FROM {t}" in statement)
+
+    event.listen(sa.engine.Engine, "before_cursor_execute", log)
+    try:
+        preview = gbg.ok("GET", f"/cases/{case_id}/handovers/preview", "counsellor",
+                         query_string={"recipient": "ba.cldd-sarajevo", "consent_id": consent_id})
+        hand_over(gbg, case_id, consent_id)
+    finally:
+        event.remove(sa.engine.Engine, "before_cursor_execute", log)
+    assert tables == []  # the case has a household, intake sections and a plan: none of it was read
+    assert preview["categories"] == ["contact"]
+    assert deliver(make_worker, gbg) == 1
+    [received] = incoming(sarajevo)
+    assert received["categories"] == ["contact"]
 
 
 # --- the reader itself --------------------------------------------------------------------------------------
