@@ -1,8 +1,8 @@
 """The fast paths of a handover keep every check: a handover prepared and sealed on a reader's snapshot is
 checked again under the write lock, the audit chain locks its head once per transaction and stays intact, a
 body is validated once on each side, what the consent does not grant is not read, and the delivery worker's
-claim walks its index in order. SQLite and
-PostgreSQL (on PostgreSQL the "reader" is a REPEATABLE READ session: a snapshot, as SQLite's reader is)."""
+claim walks its index in order. SQLite and PostgreSQL (on PostgreSQL the "reader" is a REPEATABLE READ
+session: a snapshot, as SQLite's reader is)."""
 
 from __future__ import annotations
 
