@@ -167,6 +167,10 @@ def mark_used(session: orm.Session, token_id: int, now: datetime) -> None:
     session.execute(sa.update(table).where(table.c.id == token_id).values(last_used_at=now))
 
 
+_TOKEN_AND_USER = (sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                   .where(ApiToken.id == sa.bindparam("token_id")))
+
+
 def check_token(session: orm.Session, presented: str, now: datetime) -> TokenUse | None:
     """Like :func:`authenticate_token`, without writing: the token's user and whether its ``last_used_at``
     is older than :data:`LAST_USED_RESOLUTION` (so the caller writes it at most once a minute).
@@ -180,13 +184,14 @@ def check_token(session: orm.Session, presented: str, now: datetime) -> TokenUse
         digest = _digest(secret)
     except UnicodeEncodeError:
         return None
-    token = session.get(ApiToken, int(token_id))
-    if token is None or not hmac.compare_digest(token.secret_hash, digest):
+    row = session.execute(_TOKEN_AND_USER, {"token_id": int(token_id)}).first()  # one query for both
+    if row is None or not hmac.compare_digest(row.ApiToken.secret_hash, digest):
         return None
-    if token.revoked_at is not None or token.expires_at <= now or not token.user.active:
+    token, user = row.ApiToken, row.User
+    if token.revoked_at is not None or token.expires_at <= now or not user.active:
         return None
     stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
-    return TokenUse(token.user, token.id, stale)
+    return TokenUse(user, token.id, stale)
 
 
 def revoke_token(session: orm.Session, token_id: int, now: datetime) -> ApiToken:
