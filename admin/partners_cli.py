@@ -93,6 +93,9 @@ def _partner_list(env: Env, _args: argparse.Namespace) -> int:
             backoff = f"retry at {p.retry_at:%Y-%m-%d %H:%M:%S}" if p.retry_at else "ok"
             print(f"{p.id}\t{p.node_id}\t{p.status}\t{p.agreement_id or '(no agreement)'}\t{p.base_url}\t"
                   f"{backoff}\t{p.name}")
+            if p.status == "key_revoked":
+                print(f"  NOT TRUSTED: {p.node_id} revoked its current key. Check its new fingerprint with its "
+                      "administrator, then: ccm-node partner add NEW_CARD_FILE_OR_URL --fingerprint ...")
     return 0
 
 

@@ -96,7 +96,9 @@ def test_revocation_by_file_and_trust_again(two: tuple[Path, Path], capsys: pyte
     assert code == 0 and "2 key id(s) newly revoked" in out and "NOT TRUSTED" in out
     code, out, _ = run(capsys, gbg, "keys", "revocation-import", str(statements))
     assert "0 key id(s) newly revoked, 2 known already" in out
-    assert "\tkey_revoked\t" in run(capsys, gbg, "partner", "list")[1]
+    listed = run(capsys, gbg, "partner", "list")[1]
+    assert "\tkey_revoked\t" in listed
+    assert "NOT TRUSTED: ba.cldd-sarajevo revoked its current key" in listed and "partner add" in listed
     code, out, _ = run(capsys, gbg, "keys", "partners")
     assert "REVOKED by the partner (compromised)" in out and "NOT TRUSTED" in out
     assert "new fingerprint" in refused(capsys, gbg, "partner", "resume", "ba.cldd-sarajevo")
