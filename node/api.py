@@ -10,14 +10,14 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Request
+from flask import Flask, Request, request
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy  # noqa: F401  (re-exported for query schemas)
 
 from protocol.canonical import strict_loads
 from protocol.errors import MalformedError
 
-from .errors import handle_http_exception
+from .errors import NotFound, ValidationFailed, handle_http_exception
 
 
 class StrictParser(FlaskParser):
@@ -59,6 +59,19 @@ class Api(flask_smorest.Api):
         return handle_http_exception(error)
 
 
+def _refuse_nul() -> None:
+    """No id, key or parameter holds a NUL character, and PostgreSQL refuses one in a query: a path with one
+    names nothing (404), a query parameter with one is invalid (422), before any view runs."""
+    if not request.path.startswith("/api/"):
+        return
+    if "\x00" in request.path:
+        raise NotFound("No such resource.")
+    bad = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name or "\x00" in value})
+    if bad:
+        raise ValidationFailed("Invalid query parameters.",
+                               {name.replace("\x00", "\\x00"): ["Must not contain a NUL character."] for name in bad})
+
+
 def init_api(app: Flask, blueprints: list[flask_smorest.Blueprint]) -> Api:
     app.config.setdefault("API_TITLE", "CCM Exchange node API")
     app.config.setdefault("API_VERSION", "v1")
@@ -72,4 +85,5 @@ def init_api(app: Flask, blueprints: list[flask_smorest.Blueprint]) -> Api:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for blp in blueprints:
         api.register_blueprint(blp)
+    app.before_request(_refuse_nul)
     return api

@@ -5,6 +5,7 @@ be probed.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TypeVar
 
@@ -27,6 +28,16 @@ def visible_cases_filter(actor: Actor) -> sa.ColumnElement[bool]:
     return condition
 
 
+#: What a record's id can look like: this node's UUIDs, and the protocol's opaque ids of received records.
+_RECORD_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,36}")
+
+
+def is_record_id(value: str) -> bool:
+    """Whether ``value`` can be a record's id at all (anything else, e.g. with a NUL that PostgreSQL refuses in
+    a query, names no record and is not looked up)."""
+    return _RECORD_ID_RE.fullmatch(value) is not None
+
+
 def _well_formed(case_id: str) -> bool:
     try:
         return str(uuid.UUID(case_id)) == case_id
@@ -37,7 +48,7 @@ def _well_formed(case_id: str) -> bool:
 def find_case(session: orm.Session, ref: str) -> Case | None:
     """A case by its id or its reference (e.g. ``GI-2026-0042``), without an access check: for the node's
     administrator at the console, who holds the database anyway."""
-    case = session.get(Case, ref) if len(ref) <= 36 else None
+    case = session.get(Case, ref) if is_record_id(ref) else None
     return case or session.scalar(sa.select(Case).where(Case.reference == ref.strip().upper()))
 
 
@@ -69,7 +80,7 @@ def case_for(session: orm.Session, actor: Actor, case_id: str, permission: str) 
 def case_record(session: orm.Session, model: type[R], record_id: str, case: Case) -> R | None:
     """A record of ``case`` (a consent, an intervention, a household member) by its id, or None when the id
     names no record of this case."""
-    if len(record_id) > 36:
+    if not is_record_id(record_id):
         return None
     record = session.get(model, record_id)
     return record if record is not None and getattr(record, "case_id", None) == case.id else None

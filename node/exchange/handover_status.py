@@ -18,7 +18,7 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor, can, require
-from node.cases.access import case_for, visible_cases_filter
+from node.cases.access import case_for, is_record_id, visible_cases_filter
 from node.cases.models import Case
 from node.errors import Forbidden, NotFound
 
@@ -128,7 +128,7 @@ def visible_handover(session: orm.Session, actor: Actor, handover_id: str) -> Ha
     Raises:
         NotFound: no such handover visible to the actor.
     """
-    handover = session.get(Handover, handover_id) if len(handover_id) <= 36 else None
+    handover = session.get(Handover, handover_id) if is_record_id(handover_id) else None
     if handover is not None and handover.direction == "incoming" and can(actor.role, "handover.accept"):
         return handover
     if handover is not None and handover.direction == "outgoing" and handover.case_id is not None:

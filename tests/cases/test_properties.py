@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
 from urllib.parse import quote
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
@@ -22,54 +21,9 @@ from node.cases.schemas import (
 )
 from node.cases.search import REFERENCE_RE, words
 from tests.cases.casedata import create_case, minimal_case
+from tests.json_strategies import DATES, JSON, SCALARS, TEXT, maybe
 
-ODD_TEXT = st.sampled_from(
-    [
-        "",
-        " ",
-        "\x00",
-        "a\nb",
-        "\u202e",
-        "Šehić",
-        "الجبوري",
-        "\ud800",
-        "x" * 300,
-        "2026-02-30",
-        "1e999",
-        "NaN",
-        "-1",
-        "GI-2026-0001",
-        "ZZ",
-        "se",
-        "<script>",
-    ]
-)
-TEXT = st.one_of(st.text(max_size=40), ODD_TEXT)
-SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**63),
-    st.floats(allow_nan=False, allow_infinity=False),
-    TEXT,
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
-    max_leaves=12,
-)
-DATES = st.one_of(st.dates().map(lambda d: d.isoformat()), TEXT, SCALARS)
-
-
-def _maybe(keys: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Dictionaries with any subset of ``keys``, each value plausible or arbitrary, and sometimes extras."""
-    return st.fixed_dictionaries({}, optional={k: st.one_of(v, JSON) for k, v in keys.items()}).flatmap(
-        lambda body: (
-            st.dictionaries(TEXT, JSON, max_size=2).map(lambda extra: {**extra, **body}) | st.just(body)
-        )
-    )
-
-
-RETURNEE = _maybe(
+RETURNEE = maybe(
     {
         "given_names": TEXT,
         "family_name": TEXT,
@@ -79,10 +33,10 @@ RETURNEE = _maybe(
         "sex_or_gender": TEXT,
         "nationality": st.sampled_from(["SE", "ba", "XK", "QQ"]),
         "languages": st.lists(st.sampled_from(["sv", "ar-IQ", "bs-Latn-BA", "x", "tw"]), max_size=3),
-        "contact": _maybe({"phone": TEXT, "email": TEXT, "address": TEXT, "notes": TEXT}),
+        "contact": maybe({"phone": TEXT, "email": TEXT, "address": TEXT, "notes": TEXT}),
     }
 )
-CASE_BODY = _maybe(
+CASE_BODY = maybe(
     {
         "returnee": RETURNEE,
         "destination_country": st.sampled_from(["BA", "iq", "GH", "ZZ", ""]),
@@ -91,7 +45,7 @@ CASE_BODY = _maybe(
         "assigned_user_id": st.integers(),
         "team": TEXT,
         "household": st.lists(
-            _maybe(
+            maybe(
                 {
                     "relation": st.sampled_from(["child", "spouse", "x"]),
                     "date_of_birth": DATES,
@@ -102,7 +56,7 @@ CASE_BODY = _maybe(
         ),
         "intake": st.dictionaries(
             st.sampled_from(["family", "health", "work", "hobbies"]),
-            _maybe(
+            maybe(
                 {
                     "text": TEXT,
                     "education_level": st.integers(-1, 9),
@@ -111,17 +65,17 @@ CASE_BODY = _maybe(
             ),
             max_size=3,
         ),
-        "plan": _maybe(
+        "plan": maybe(
             {
                 "end_date": DATES,
                 "milestones": st.lists(
-                    _maybe({"title": TEXT, "due_date": DATES, "done": SCALARS}), max_size=3
+                    maybe({"title": TEXT, "due_date": DATES, "done": SCALARS}), max_size=3
                 ),
             }
         ),
     }
 )
-CONSENT_BODY = _maybe(
+CONSENT_BODY = maybe(
     {
         "recipients": st.lists(st.sampled_from(["ba.cldd-sarajevo", "Not A Node"]), max_size=3),
         "categories": st.lists(st.sampled_from(["identity", "health", "plan", "bogus"]), max_size=4),
@@ -133,7 +87,7 @@ CONSENT_BODY = _maybe(
         "given_at": TEXT,
     }
 )
-INTERVENTION_BODY = _maybe(
+INTERVENTION_BODY = maybe(
     {
         "kind": st.sampled_from(["job", "housing", "magic"]),
         "amount": SCALARS,
@@ -159,7 +113,8 @@ VALID_CASE = st.fixed_dictionaries(
     }
 )
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -181,7 +136,7 @@ def test_creating_a_case_never_fails_with_500(client, counsellor, body):
 @given(
     consent=st.one_of(CONSENT_BODY, JSON),
     intervention=st.one_of(INTERVENTION_BODY, JSON),
-    patch=st.one_of(_maybe({"status": TEXT, "returnee": RETURNEE, "version": SCALARS}), JSON),
+    patch=st.one_of(maybe({"status": TEXT, "returnee": RETURNEE, "version": SCALARS}), JSON),
 )
 def test_writing_records_never_fails_with_500(client, counsellor, consent, intervention, patch):
     case = create_case(client, counsellor, minimal_case())
@@ -233,3 +188,35 @@ def test_a_case_is_found_by_every_name_it_has(client, counsellor, body):
         found = client.get(f"/api/v1/cases?q={quote(name[:100])}&per_page=100", headers=counsellor.headers)
         assert found.status_code == 200, found.get_json()
         assert case["id"] in [item["id"] for item in found.get_json()["items"]], name
+
+
+ODD_SEGMENT = st.one_of(st.sampled_from(["\x00", "%00", "x" * 80, "health", "intake", "a b"]), TEXT)
+READS = ["", "/intake", "/intake/{x}", "/plan", "/stages", "/stages/{x}", "/child-safeguards", "/consents",
+         "/consents/{x}", "/interventions", "/interventions/{x}", "/notes", "/timeline", "/household"]
+WRITES = [("put", "/intake/{x}"), ("patch", "/stages/{x}"), ("patch", "/interventions/{x}"),
+          ("patch", "/household/{x}"), ("delete", "/household/{x}")]
+
+
+def _segment(value: str) -> str:
+    return quote(value.encode("utf-8", "surrogatepass"), safe="") or "x"
+
+
+@SETTINGS
+@example(odd="\x00", odd_case=False, query={"q": "\x00"}, body=None)  # were 500s on PostgreSQL
+@given(odd=ODD_SEGMENT, odd_case=st.booleans(), query=st.dictionaries(
+    st.sampled_from(["q", "reference", "status", "stage", "stage_status", "destination", "child", "page",
+                     "per_page"]), TEXT, max_size=3), body=st.one_of(JSON, maybe({"text": TEXT, "status": TEXT})))
+def test_odd_ids_and_parameters_never_fail_with_500(client, counsellor, odd, odd_case, query, body):
+    case = create_case(client, counsellor, minimal_case())
+    base = f"/api/v1/cases/{_segment(odd) if odd_case else case['id']}"
+    headers = {**counsellor.headers, "If-Match": '"1"'}
+    for path in READS:
+        response = client.get(base + path.replace("{x}", _segment(odd)), headers=counsellor.headers)
+        assert response.status_code < 500, (path, response.get_json())
+    for method, path in WRITES:
+        response = getattr(client, method)(base + path.replace("{x}", _segment(odd)), data=json.dumps(body),
+                                           content_type="application/json", headers=headers)
+        assert response.status_code < 500, (path, response.get_json())
+    encoded = "&".join(f"{k}={_segment(v)}" for k, v in query.items())
+    response = client.get(f"/api/v1/cases?{encoded}", headers=counsellor.headers)
+    assert response.status_code in (200, 422), response.get_json()

@@ -98,3 +98,14 @@ def test_minimal_create_contract(client: FlaskClient, make_user: MakeUser) -> No
     assert response.status_code == 201, response.get_data(as_text=True)
     case = response.get_json()
     assert case["id"] and case["reference"].startswith("GI-")
+
+
+def test_a_nul_in_the_path_or_a_parameter_is_refused_before_any_query(client: FlaskClient,
+                                                                       make_user: MakeUser) -> None:
+    _, token = make_user("counsellor", team="gbg")
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in ("/api/v1/cases/%00", "/api/v1/cases/x/stages/%00", "/api/v1/handovers/a%00b/accept"):
+        response = client.get(path, headers=headers)
+        assert response.status_code in (404, 405) and _problem(response)["status"] == response.status_code
+    body = _problem(client.get("/api/v1/cases?q=%00&status=open", headers=headers))
+    assert body["status"] == 422 and body["errors"] == {"q": ["Must not contain a NUL character."]}
