@@ -33,6 +33,8 @@ def _retention_run(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
     from node.exchange.retention import run_retention
 
+    if not 1 <= args.limit <= 100_000:
+        raise AdminError("--limit must be between 1 and 100000")
     identity = _identity(env)
     with _refusals():
         run = run_retention(make_sessionmaker(env.engine), keys=identity.keys, now=env.clock.now(),

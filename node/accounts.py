@@ -195,7 +195,7 @@ def check_token(session: orm.Session, presented: str, now: datetime) -> TokenUse
 
 
 def revoke_token(session: orm.Session, token_id: int, now: datetime) -> ApiToken:
-    token = session.get(ApiToken, token_id)
+    token = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
     if token is None:
         raise AccountError(f"no such token {token_id}")
     if token.revoked_at is None:

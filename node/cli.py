@@ -104,9 +104,17 @@ def _cmd_db(env: Env, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_workers(workers: int) -> None:
+    if not 1 <= workers <= 64:
+        raise CommandError("--workers must be between 1 and 64")
+
+
 def _cmd_serve(env: Env, args: argparse.Namespace) -> int:
     from .serve import serve
 
+    _check_workers(args.workers)
+    if not 1 <= args.port <= 65535:
+        raise CommandError("--port must be between 1 and 65535")
     serve(env.config, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -139,6 +147,7 @@ def _cmd_demo(_env: Env, args: argparse.Namespace) -> int:
 
     from .demo_network import run
 
+    _check_workers(args.workers)
     return run(Path(args.base_dir) if args.base_dir else None, check=args.check, workers=args.workers)
 
 

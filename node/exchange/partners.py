@@ -244,7 +244,7 @@ def get_partner(session: orm.Session, ref: str) -> Partner:
         PartnerNotFound: no such partner.
     """
     query = sa.select(Partner).where(Partner.node_id == ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:  # a row number (fits a 64-bit integer)
         query = sa.select(Partner).where(Partner.id == int(ref))
     partner = session.scalar(query)
     if partner is None:

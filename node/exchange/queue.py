@@ -267,7 +267,7 @@ def find_queued(session: orm.Session, ref: str) -> OutboundMessage:
         QueueError: no such message.
     """
     query = sa.select(OutboundMessage).where(OutboundMessage.message_id == ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:  # a row number (fits a 64-bit integer)
         query = sa.select(OutboundMessage).where(OutboundMessage.id == int(ref))
     message = session.scalar(query)
     if message is None:

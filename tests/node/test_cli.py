@@ -71,6 +71,13 @@ def test_users_tokens_and_audit(node_dir: tuple[Path, list[str]], capsys: pytest
     (["token", "create", "nobody"], 1, "no such user"),
     (["token", "revoke", "424242"], 1, "no such token"),
     (["demo-data", "--cases", "0"], 1, "--cases"),
+    (["token", "revoke", "99999999999999999999999"], 1, "no such token"),  # no integer overflow in the query
+    (["serve", "--port", "99999999"], 1, "--port must be between 1 and 65535"),
+    (["serve", "--workers", "0"], 1, "--workers must be between 1 and 64"),
+    (["demo", "--check", "--workers", "0"], 1, "--workers must be between 1 and 64"),
+    (["retention", "run", "--limit", "0"], 1, "--limit must be between 1 and 100000"),
+    (["queue", "retry", "99999999999999999999999"], 1, "no message"),
+    (["partner", "suspend", "99999999999999999999999"], 1, "no partner"),
 ])
 def test_refused_commands_print_one_line(node_dir: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str],
                                          argv: list[str], code: int, fragment: str) -> None:
