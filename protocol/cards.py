@@ -317,7 +317,7 @@ def verify_revocation(statement: object, trusted: NodeCard | list[NodeCard]) -> 
         raise MalformedError("revocation: unexpected fields or type")
     node_id = check_node_id(statement["node_id"])
     kid = check_kid(statement["kid"])
-    if statement["reason"] not in REVOCATION_REASONS:
+    if not isinstance(statement["reason"], str) or statement["reason"] not in REVOCATION_REASONS:
         raise MalformedError("revocation: unknown reason")
     revoked_at = parse_time(statement["revoked_at"])
     cards = trusted if isinstance(trusted, list) else [trusted]

@@ -1,6 +1,6 @@
-"""Property tests of the inbox over HTTP: an envelope with any header member replaced by any JSON value
-(signed again or not), or any bytes at all, is refused with a protocol error, never a 500, and nothing is
-stored or audited. SQLite and PostgreSQL."""
+"""Property tests of the federation endpoints over HTTP: an envelope, or a revocation statement, with any
+member replaced by any JSON value (signed again or not), or any bytes at all, is refused with a protocol
+error, never a 500, and nothing is stored, audited or changed. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from node.audit import AuditEntry
 from node.exchange.models import InboundMessage
-from protocol import ProtocolError, b64encode, canonical_bytes, strict_loads
+from protocol import ProtocolError, b64encode, canonical_bytes, make_revocation, strict_loads
+from protocol.signing import sign_json
 from tests.exchange.conftest import Node
 from tests.exchange.test_inbox import sealed
 from tests.json_strategies import JSON
@@ -60,3 +61,34 @@ def test_any_member_replaced_by_any_value_is_refused(paired: tuple[Node, Node], 
 @given(data=st.binary(max_size=300))
 def test_any_bytes_are_refused(paired: tuple[Node, Node], data: bytes) -> None:
     refused(paired[1], data)
+
+
+REVOCATION_MEMBERS = ["v", "node", "kid", "revoked_at", "reason", "signatures"]
+
+
+@SETTINGS
+@example(member="node", value="se.gi-goteborg\x00", resign=True, garbage=None)
+@example(member="kid", value="\x00", resign=True, garbage=None)
+@given(member=st.sampled_from(REVOCATION_MEMBERS), value=JSON, resign=st.booleans(),
+       garbage=st.one_of(st.none(), st.binary(max_size=200)))
+def test_any_revocation_statement_but_a_valid_one_is_refused(paired: tuple[Node, Node], member: str,
+                                                             value: object, resign: bool,
+                                                             garbage: bytes | None) -> None:
+    gbg, sarajevo = paired
+    keys = gbg.identity.keys
+    statement = make_revocation(keys, keys.skid, revoked_at=gbg.clock.now(), reason="compromised")
+    if statement.get(member) == value or (member == "signatures" and resign):
+        return
+    statement[member] = value
+    try:
+        if resign:
+            unsigned = {k: v for k, v in statement.items() if k != "signatures"}
+            statement = sign_json(unsigned, gbg.node_id, keys.signing_key)
+        data = canonical_bytes([statement])
+    except (ProtocolError, TypeError, ValueError):
+        data = json.dumps([statement], default=str).encode("utf-8")
+    before = sarajevo.partner(gbg.node_id).status, sarajevo.count(AuditEntry)
+    response = sarajevo.client.post("/federation/v1/revocation", data=garbage if garbage is not None else data,
+                                    content_type="application/json")
+    assert 400 <= response.status_code < 500, response.data
+    assert (sarajevo.partner(gbg.node_id).status, sarajevo.count(AuditEntry)) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from typing import Any
@@ -9,7 +10,24 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import ProtocolError, b64encode, canonical_bytes, open_envelope, seal, strict_loads
+from protocol import (
+    NodeCard,
+    ProtocolError,
+    b64encode,
+    canonical_bytes,
+    make_consent_record,
+    make_receipt,
+    make_revocation,
+    open_envelope,
+    seal,
+    sign_consent,
+    strict_loads,
+    verify_card,
+    verify_consent,
+    verify_receipt,
+    verify_revocation,
+)
+from protocol.signing import sign_json
 
 from .conftest import NOW, THREAD, Directory, History, card_for, keys_for
 
@@ -125,3 +143,61 @@ def test_fuzz_envelope_fields_with_any_json_value(samples: dict[str, Any], field
         unsigned = {k: v for k, v in doc.items() if k != "sig"}
         doc["sig"] = b64encode(SE.signing_key.sign(canonical_bytes(unsigned)).signature)
     must_reject(canonical_bytes(doc))
+
+
+# --- every signed document a partner sends: any member replaced by any value raises only ProtocolError -------
+
+def _revocation() -> dict[str, Any]:
+    return make_revocation(SE, SE.skid, revoked_at=NOW, reason="compromised")
+
+
+def _card() -> dict[str, Any]:
+    return dict(SE_CARD.to_json())
+
+
+def _receipt() -> dict[str, Any]:
+    sealed = seal(keys=SE, recipient=IQ_CARD, msg_type="case_closed", body=CLOSED, thread=THREAD, now=NOW)
+    return make_receipt(IQ, open_as_iq(sealed.data), NOW)
+
+
+def _consent() -> dict[str, Any]:
+    return sign_consent(make_consent_record(
+        consent_id="c-1", origin="se.gi-goteborg", case_id="case-1", given_at=NOW, valid_until=NOW.replace(year=2027),
+        method="written_signature", language="ar", subject={"child": False, "date_of_birth": "1990-01-02"},
+        grants=[{"recipient": "iq.cldd-baghdad", "purposes": ["reintegration_support"], "categories": ["identity"]}],
+    ), "se.gi-goteborg", SE.signing_key)
+
+
+SIGNED_DOCUMENTS: dict[str, tuple[Any, Any]] = {
+    "revocation": (_revocation, lambda doc: verify_revocation(doc, SE_CARD)),
+    "card": (_card, lambda doc: verify_card(NodeCard.from_json(doc), NOW)),
+    "receipt": (_receipt, lambda doc: verify_receipt(doc, IQ_CARD)),
+    "consent": (_consent, lambda doc: verify_consent(doc, SE.signing_key.verify_key)),
+}
+CLOSED = {"handover_id": "E4av5ZhRjMT3kWfufcUIGQ", "closed_at": "2026-03-01T10:00:00Z",
+          "outcome": {"code": "plan_completed"}}
+
+
+@given(kind=st.sampled_from(sorted(SIGNED_DOCUMENTS)), member=st.text(max_size=12), value=json_values,
+       resign=st.booleans(), pick=st.integers(0, 20))
+@settings(max_examples=400, deadline=None, suppress_health_check=FIXTURES)
+def test_fuzz_signed_documents_raise_only_protocol_errors(kind: str, member: str, value: object, resign: bool,
+                                                          pick: int) -> None:
+    make, verify = SIGNED_DOCUMENTS[kind]
+    doc = make()
+    verify(copy.deepcopy(doc))  # the document as made verifies
+    members = sorted(doc)
+    name = members[pick] if pick < len(members) else member
+    if doc.get(name) == value:
+        return
+    doc[name] = value
+    if resign and name != "signatures":  # signed again by the one who signed it: only the checks remain
+        signer = IQ if kind == "receipt" else SE
+        unsigned = {k: v for k, v in doc.items() if k != "signatures"}
+        with contextlib.suppress(ProtocolError):  # (no canonical form: sent as it is)
+            doc = sign_json(unsigned, signer.node_id, signer.signing_key)
+    try:
+        verify(doc)
+    except ProtocolError:
+        return
+    assert resign, f"a {kind} changed in {name!r} and not signed again was accepted"
