@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.cli import AdminError
+from admin.cli import AdminError, node_identity, refusals
 
 if TYPE_CHECKING:
     from node.cli import Env
@@ -26,27 +24,6 @@ if TYPE_CHECKING:
 
 _LABELS = {"accepted": "accepted", "duplicate": "duplicates", "refused": "refused",
            "delivered": "delivered", "already_delivered": "already delivered", "not_pending": "not pending"}
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn service and protocol errors into the one-line ``AdminError``."""
-    from node.errors import NodeError
-    from protocol import ProtocolError
-
-    try:
-        yield
-    except NodeError as exc:
-        raise AdminError(exc.detail or exc.code) from None
-    except ProtocolError as exc:
-        raise AdminError(f"{exc.code}: {exc.message}") from None
-
-
-def _identity(env: Env) -> Any:
-    from node.exchange.keystore import load_identity
-
-    with _refusals():
-        return load_identity(env.config, env.clock.now())
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:
@@ -94,8 +71,8 @@ def _export(env: Env, args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise AdminError(f"{out} exists: choose another --out or add --force")
-    identity = _identity(env)
-    with _refusals(), env.session() as session:
+    identity = node_identity(env)
+    with refusals(), env.session() as session:
         export = export_bundle(session, keys=identity.keys, partner=args.to, now=env.clock.now(),
                                boxes=identity.boxes)
         if export.data is None:
@@ -139,22 +116,26 @@ def _default_receipts_path(bundle: Path) -> Path:
 
 
 def _import(env: Env, args: argparse.Namespace) -> int:
+    from node.errors import NodeError
     from node.exchange.bundles import import_file
+    from protocol import ProtocolError
 
     path = Path(args.file)
     receipts_out = Path(args.receipts_out) if args.receipts_out else None
     if receipts_out is not None and receipts_out.exists() and not args.force:
         raise AdminError(f"{receipts_out} exists: choose another --receipts-out or add --force")
     data = _read(path)
-    identity = _identity(env)
+    identity = node_identity(env)
     with env.session() as session:
         try:
-            with _refusals():
-                result = import_file(session, data=data, keys=identity.keys, now=env.clock.now(),
-                                     boxes=identity.boxes, checkpoint=session.commit, identity=identity)
-        except AdminError as exc:
+            result = import_file(session, data=data, keys=identity.keys, now=env.clock.now(),
+                                 boxes=identity.boxes, checkpoint=session.commit, identity=identity)
+        except ProtocolError as exc:
             session.rollback()
-            raise AdminError(f"bundle refused, nothing imported: {exc}") from None
+            raise AdminError(f"bundle refused, nothing imported: {exc.code}: {exc.message}") from None
+        except NodeError as exc:
+            session.rollback()
+            raise AdminError(f"bundle refused, nothing imported: {exc.detail or exc.code}") from None
         session.commit()
     print(_summary(result))
     if result.kind != "ccm_bundle":

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -24,13 +26,35 @@ class AdminError(Exception):
     """An administration command was refused; the message is the one error line."""
 
 
-def _audit(session: Any, env: Env, action: str, object_type: str, object_id: str,
-           detail: dict[str, Any] | None = None) -> None:
+def audit_change(session: Any, env: Env, action: str, object_type: str, object_id: str,
+                 detail: dict[str, Any] | None = None) -> None:
     """Administration changes go into the audit chain too (actor: the node's command line)."""
     from node.audit import record
 
     record(session, actor=None, action=action, object_type=object_type, object_id=object_id, case_id=None,
            now=env.clock.now(), detail={"via": "cli", **(detail or {})})
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a service's or the protocol's refusal into the one-line ``AdminError``."""
+    from node.errors import NodeError
+    from protocol import ProtocolError
+
+    try:
+        yield
+    except NodeError as exc:
+        raise AdminError(exc.detail or exc.code) from None
+    except ProtocolError as exc:
+        raise AdminError(f"{exc.message} ({exc.code})") from None
+
+
+def node_identity(env: Env) -> Any:
+    """This node's keys and card (``NodeIdentity``); missing or unreadable keys are one error line."""
+    from node.exchange.keystore import load_identity
+
+    with refusals():
+        return load_identity(env.config, env.clock.now())
 
 
 def _user_add(env: Env, args: argparse.Namespace) -> int:
@@ -46,7 +70,7 @@ def _user_add(env: Env, args: argparse.Namespace) -> int:
     with env.session() as session:
         user = create_user(session, username=args.username, role=args.role, now=env.clock.now(),
                            display_name=args.display_name, team=args.team, password=password)
-        _audit(session, env, "create", "user", str(user.id))
+        audit_change(session, env, "create", "user", str(user.id))
         session.commit()
         print(f"added user {user.username} (role {user.role}{', team ' + user.team if user.team else ''})")
     return 0
@@ -68,7 +92,7 @@ def _user_disable(env: Env, args: argparse.Namespace) -> int:
     with env.session() as session:
         user = find_user(session, args.username)
         user.active = False
-        _audit(session, env, "update", "user", str(user.id), {"active": False})
+        audit_change(session, env, "update", "user", str(user.id), {"active": False})
         session.commit()
     print(f"disabled user {args.username}")
     return 0
@@ -81,7 +105,7 @@ def _token_create(env: Env, args: argparse.Namespace) -> int:
         user = find_user(session, args.username)
         token = create_token(session, user, now=env.clock.now(), days=args.days or env.config.token_days,
                              name=args.name)
-        _audit(session, env, "create", "api_token", token.split("_")[1], {"user_id": user.id})
+        audit_change(session, env, "create", "api_token", token.split("_")[1], {"user_id": user.id})
         session.commit()
     print(token)
     return 0
@@ -92,7 +116,7 @@ def _token_revoke(env: Env, args: argparse.Namespace) -> int:
 
     with env.session() as session:
         revoke_token(session, args.token_id, env.clock.now())
-        _audit(session, env, "update", "api_token", str(args.token_id), {"revoked": True})
+        audit_change(session, env, "update", "api_token", str(args.token_id), {"revoked": True})
         session.commit()
     print(f"revoked token {args.token_id}")
     return 0

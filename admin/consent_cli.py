@@ -18,8 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.cli import AdminError
-from admin.partners_cli import _identity, _refusals
+from admin.cli import AdminError, node_identity, refusals
 
 if TYPE_CHECKING:
     from node.cli import Env
@@ -35,8 +34,8 @@ def _retention_run(env: Env, args: argparse.Namespace) -> int:
 
     if not 1 <= args.limit <= 100_000:
         raise AdminError("--limit must be between 1 and 100000")
-    identity = _identity(env)
-    with _refusals():
+    identity = node_identity(env)
+    with refusals():
         run = run_retention(make_sessionmaker(env.engine), keys=identity.keys, now=env.clock.now(),
                             limit=args.limit)
     print(f"erased {len(run.erased)} received case(s) whose retention ended"
@@ -72,7 +71,7 @@ def _case_export(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.consent_schemas import SubjectExportOut
     from node.exchange.subject_access import subject_export
 
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         document = subject_export(session, None, args.case, env.config.stages, env.clock.now(),
                                   _confirm_within(env))
         text = json.dumps(SubjectExportOut().dump(document), ensure_ascii=False, indent=2)

@@ -15,32 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from admin.cli import AdminError
+from admin.cli import AdminError, refusals
 
 if TYPE_CHECKING:
     from node.cli import Env
 
 MAX_FILE_BYTES = 65_536
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn service and protocol errors into the one-line ``AdminError``."""
-    from node.errors import NodeError
-    from protocol import ProtocolError
-
-    try:
-        yield
-    except NodeError as exc:
-        raise AdminError(exc.detail or exc.code) from None
-    except ProtocolError as exc:
-        raise AdminError(f"{exc.message} ({exc.code})") from None
 
 
 def _when(moment: Any) -> str:
@@ -51,7 +35,7 @@ def _status(env: Env, _args: argparse.Namespace) -> int:
     from node.exchange.keystore import load_identity
 
     now = env.clock.now()
-    with _refusals():
+    with refusals():
         identity = load_identity(env.config, now)
     print(f"current\tsigning {identity.keys.skid}\tencryption {identity.keys.ekid}\tcard valid until "
           f"{_when(identity.card.valid_until)}")
@@ -74,7 +58,7 @@ def _rotate(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.key_files import key_change_lock
     from node.exchange.keys import install_key_change, rotate_keys
 
-    with _refusals(), key_change_lock(env.config.data_dir), env.session() as session:
+    with refusals(), key_change_lock(env.config.data_dir), env.session() as session:
         rotation = rotate_keys(session, env.config, now=env.clock.now(),
                                overlap=timedelta(days=args.overlap_days))
         install_key_change(session, rotation.change)
@@ -107,7 +91,7 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.keys import install_key_change, revoke_keys
     from node.exchange.revocations import send_revocations
 
-    with _refusals(), key_change_lock(env.config.data_dir), env.session() as session:
+    with refusals(), key_change_lock(env.config.data_dir), env.session() as session:
         revocation = revoke_keys(session, env.config, now=env.clock.now(), reason=args.reason, kid=args.kid)
         install_key_change(session, revocation.change)
     print(f"revoked key id(s) {', '.join(revocation.kids)} ({args.reason})")
@@ -120,7 +104,7 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
     if args.no_send:
         print("not sent: run 'ccm-node keys revocation-send' or 'ccm-node keys revocation-file'")
         return 0
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         outcomes = send_revocations(session, revocation.statements, timeout=args.timeout)
     _print_outcomes(outcomes)
     return 0
@@ -130,11 +114,11 @@ def _revocation_send(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.key_files import load_history
     from node.exchange.revocations import send_revocations
 
-    with _refusals():
+    with refusals():
         statements = list(load_history(env.config.data_dir).revocations)
     if not statements:
         raise AdminError("this node has revoked no key")
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         outcomes = send_revocations(session, statements, partners=args.partner, timeout=args.timeout)
     if _print_outcomes(outcomes):
         raise AdminError("some partners did not take the revocations (see above)")
@@ -145,7 +129,7 @@ def _revocation_file(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.key_files import load_history
     from protocol import canonical_bytes
 
-    with _refusals():
+    with refusals():
         statements = list(load_history(env.config.data_dir).revocations)
     if not statements:
         raise AdminError("this node has revoked no key")
@@ -173,7 +157,7 @@ def _revocation_import(env: Env, args: argparse.Namespace) -> int:
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         result = accept_revocations(session, data, now=env.clock.now(), source="file")
         session.commit()
         node_id, status = result.partner.node_id, result.partner.status
@@ -189,7 +173,7 @@ def _partners(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.partners import get_partner, list_partners
 
     now = env.clock.now()
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         partners = [get_partner(session, args.partner)] if args.partner else list_partners(session)
         for partner in partners:
             print(f"{partner.node_id}\t{partner.status}\tcurrent signing key {partner.signing_kid}")

@@ -19,64 +19,34 @@ import argparse
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from admin.cli import AdminError
+from admin.cli import AdminError, audit_change, node_identity, refusals
 
 if TYPE_CHECKING:
     from node.cli import Env
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn service errors into the one-line ``AdminError``."""
-    from node.errors import NodeError
-    from protocol import ProtocolError
-
-    try:
-        yield
-    except NodeError as exc:
-        raise AdminError(exc.detail or exc.code) from None
-    except ProtocolError as exc:
-        raise AdminError(exc.message) from None
-
-
-def _audit(session: Any, env: Env, action: str, object_type: str, object_id: str,
-           detail: dict[str, Any] | None = None) -> None:
-    from node.audit import record
-
-    record(session, actor=None, action=action, object_type=object_type, object_id=object_id, case_id=None,
-           now=env.clock.now(), detail={"via": "cli", **(detail or {})})
-
-
-def _identity(env: Env) -> Any:
-    from node.exchange.keystore import load_identity
-
-    with _refusals():
-        return load_identity(env.config, env.clock.now())
-
-
 def _card(env: Env, _args: argparse.Namespace) -> int:
-    print(json.dumps(_identity(env).card.to_json(), indent=2, ensure_ascii=False))
+    print(json.dumps(node_identity(env).card.to_json(), indent=2, ensure_ascii=False))
     return 0
 
 
 def _fingerprint(env: Env, _args: argparse.Namespace) -> int:
-    print(_identity(env).keys.fingerprint())
+    print(node_identity(env).keys.fingerprint())
     return 0
 
 
 def _partner_add(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.partners import add_partner, read_card_source
 
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         card_data = read_card_source(args.source, timeout=args.timeout)
         partner = add_partner(session, card_data=card_data, fingerprint=args.fingerprint,
                               agreement=args.agreement, now=env.clock.now(), own_node_id=env.config.node_id,
                               retention_days=args.retention_days)
-        _audit(session, env, "create", "partner", partner.node_id, {"agreement": partner.agreement_id})
+        audit_change(session, env, "create", "partner", partner.node_id, {"agreement": partner.agreement_id})
         session.commit()
         print(f"trusted partner {partner.node_id} ({partner.name}) at {partner.base_url}")
         if partner.agreement_id is None:
@@ -103,9 +73,9 @@ def _partner_status(status: str) -> Callable[[Env, argparse.Namespace], int]:
     def handler(env: Env, args: argparse.Namespace) -> int:
         from node.exchange.partners import set_status
 
-        with _refusals(), env.session() as session:
+        with refusals(), env.session() as session:
             partner = set_status(session, args.partner, status, env.clock.now())
-            _audit(session, env, "update", "partner", partner.node_id, {"status": status})
+            audit_change(session, env, "update", "partner", partner.node_id, {"status": status})
             session.commit()
         print(f"partner {partner.node_id} is {status}")
         return 0
@@ -116,9 +86,9 @@ def _partner_status(status: str) -> Callable[[Env, argparse.Namespace], int]:
 def _partner_agreement(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.partners import set_agreement
 
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         partner = set_agreement(session, args.partner, args.agreement, env.clock.now())
-        _audit(session, env, "update", "partner", partner.node_id, {"agreement": args.agreement})
+        audit_change(session, env, "update", "partner", partner.node_id, {"agreement": args.agreement})
         session.commit()
     print(f"partner {partner.node_id}: agreement {args.agreement}")
     return 0
@@ -144,15 +114,15 @@ def _queue_retry(env: Env, args: argparse.Namespace) -> int:
 
     if (args.message is None) == (args.partner is None):
         raise AdminError("give either a MESSAGE (number or id) or --partner PARTNER")
-    with _refusals(), env.session() as session:
+    with refusals(), env.session() as session:
         if args.partner is not None:
             partner, waiting = retry_partner(session, args.partner, env.clock.now())
-            _audit(session, env, "update", "partner", partner.node_id, {"backoff": "reset"})
+            audit_change(session, env, "update", "partner", partner.node_id, {"backoff": "reset"})
             session.commit()
             print(f"partner {partner.node_id}: backoff reset, {waiting} message(s) waiting")
             return 0
         message = retry_message(session, args.message, env.clock.now())
-        _audit(session, env, "update", "message", message.message_id, {"status": message.status})
+        audit_change(session, env, "update", "message", message.message_id, {"status": message.status})
         session.commit()
         print(f"message {message.id} ({message.message_id}) to {message.recipient}: {message.status}")
     return 0
