@@ -10,23 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from node.cli import main
 from node.clock import SystemClock
 from node.config import load_config
 from node.db import make_engine, make_sessionmaker
 from node.exchange.keystore import load_identity
 from node.exchange.models import InboundMessage, OutboundMessage
 from node.exchange.outbox import enqueue
+from tests.exchange.cli_runner import run
 from tests.exchange.conftest import note_body, thread_id
 
 pytestmark = pytest.mark.usefixtures("no_domain_appliers")
 GBG, SARAJEVO = "se.gi-goteborg", "ba.cldd-sarajevo"
-
-
-def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows(data_dir: Path, model: type[InboundMessage] | type[OutboundMessage]) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from node.cli import main
 from node.clock import SystemClock
 from node.config import load_config
 from node.db import make_engine, make_sessionmaker
@@ -16,19 +14,8 @@ from node.exchange.keystore import load_identity
 from node.exchange.outbox import enqueue
 from protocol import verify_card
 from protocol.cards import card_from_bytes
+from tests.exchange.cli_runner import closed_port, run
 from tests.exchange.conftest import note_body, thread_id
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -38,7 +25,7 @@ def two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]
                        "http://127.0.0.1:5000")
     assert code == 0 and "fingerprint: " in out
     assert run(capsys, sarajevo, "init", "--node-id", "ba.cldd-sarajevo", "--name", "CLDD Sarajevo", "--url",
-               f"http://127.0.0.1:{_closed_port()}")[0] == 0
+               f"http://127.0.0.1:{closed_port()}")[0] == 0
     return gbg, sarajevo
 
 

@@ -12,15 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from node.cases.models import Case
-from node.cli import main
 from node.config import load_config
 from node.db import make_engine
-
-
-def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.exchange.cli_runner import run
 
 
 @pytest.fixture

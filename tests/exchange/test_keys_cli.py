@@ -4,24 +4,11 @@ administrator sees (``keys partners``, ``partner list``) and how trust comes bac
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
-from node.cli import main
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.exchange.cli_runner import closed_port, run
 
 
 def refused(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> str:
@@ -49,7 +36,7 @@ def two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]
     gbg, sarajevo = tmp_path / "gbg", tmp_path / "sarajevo"
     for path, node_id, name in ((gbg, "se.gi-goteborg", "GI"), (sarajevo, "ba.cldd-sarajevo", "CLDD Sarajevo")):
         assert run(capsys, path, "init", "--node-id", node_id, "--name", name, "--url",
-                   f"http://127.0.0.1:{_closed_port()}")[0] == 0
+                   f"http://127.0.0.1:{closed_port()}")[0] == 0
     assert _trust(capsys, gbg, sarajevo)[0] == 0 and _trust(capsys, sarajevo, gbg)[0] == 0
     return gbg, sarajevo
 
