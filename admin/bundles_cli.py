@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from admin.cli import AdminError, node_identity, refusals
 
 if TYPE_CHECKING:
-    from node.cli import Env
-    from node.exchange.bundles import BundleImport
+    from node.command_env import Env
+    from node.exchange.inbox.bundle_import import BundleImport
 
 _LABELS = {"accepted": "accepted", "duplicate": "duplicates", "refused": "refused",
            "delivered": "delivered", "already_delivered": "already delivered", "not_pending": "not pending"}
@@ -66,7 +66,7 @@ def _read(path: Path) -> bytes:
 
 
 def _export(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.bundles import export_bundle
+    from node.exchange.delivery.bundles import export_bundle
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -117,7 +117,7 @@ def _default_receipts_path(bundle: Path) -> Path:
 
 def _import(env: Env, args: argparse.Namespace) -> int:
     from node.errors import NodeError
-    from node.exchange.bundles import import_file
+    from node.exchange.inbox.bundle_import import import_file
     from protocol import ProtocolError
 
     path = Path(args.file)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from node.cli import Env
+    from node.command_env import Env
 
 
 class AdminError(Exception):
@@ -51,7 +51,7 @@ def refusals() -> Iterator[None]:
 
 def node_identity(env: Env) -> Any:
     """This node's keys and card (``NodeIdentity``); missing or unreadable keys are one error line."""
-    from node.exchange.keystore import load_identity
+    from node.exchange.trust.keystore import load_identity
 
     with refusals():
         return load_identity(env.config, env.clock.now())

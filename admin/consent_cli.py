@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from admin.cli import AdminError, node_identity, refusals
 
 if TYPE_CHECKING:
-    from node.cli import Env
+    from node.command_env import Env
 
 
 def _confirm_within(env: Env) -> timedelta:
@@ -30,7 +30,7 @@ def _confirm_within(env: Env) -> timedelta:
 
 def _retention_run(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
-    from node.exchange.retention import run_retention
+    from node.exchange.chain.retention import run_retention
 
     if not 1 <= args.limit <= 100_000:
         raise AdminError("--limit must be between 1 and 100000")
@@ -44,7 +44,7 @@ def _retention_run(env: Env, args: argparse.Namespace) -> int:
 
 
 def _erasures(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.disclosures import flag_overdue, is_overdue, open_requests
+    from node.exchange.chain.disclosures import flag_overdue, is_overdue, open_requests
 
     now, within = env.clock.now(), _confirm_within(env)
     with env.session() as session:
@@ -68,8 +68,8 @@ def _erasures(env: Env, args: argparse.Namespace) -> int:
 
 
 def _case_export(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.consent_schemas import SubjectExportOut
-    from node.exchange.subject_access import subject_export
+    from node.exchange.chain.schemas import SubjectExportOut
+    from node.exchange.chain.subject_access import subject_export
 
     with refusals(), env.session() as session:
         document = subject_export(session, None, args.case, env.config.stages, env.clock.now(),
@@ -101,8 +101,8 @@ def _find_case(session: Any, ref: str) -> Any:
 
 def _custody_show(env: Env, args: argparse.Namespace) -> int:
     from node.audit import record
-    from node.exchange.consent_schemas import CustodyOut
-    from node.exchange.custody import custody_of
+    from node.exchange.chain.custody import custody_of
+    from node.exchange.chain.schemas import CustodyOut
 
     now = env.clock.now()
     with env.session() as session:

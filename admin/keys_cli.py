@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from admin.cli import AdminError, refusals
 
 if TYPE_CHECKING:
-    from node.cli import Env
+    from node.command_env import Env
 
 MAX_FILE_BYTES = 65_536
 
@@ -32,7 +32,7 @@ def _when(moment: Any) -> str:
 
 
 def _status(env: Env, _args: argparse.Namespace) -> int:
-    from node.exchange.keystore import load_identity
+    from node.exchange.trust.keystore import load_identity
 
     now = env.clock.now()
     with refusals():
@@ -55,8 +55,8 @@ def _status(env: Env, _args: argparse.Namespace) -> int:
 
 
 def _rotate(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.key_files import key_change_lock
-    from node.exchange.keys import install_key_change, rotate_keys
+    from node.exchange.keys.rotation import rotate_keys
+    from node.exchange.trust.key_files import install_key_change, key_change_lock
 
     with refusals(), key_change_lock(env.config.data_dir), env.session() as session:
         rotation = rotate_keys(session, env.config, now=env.clock.now(),
@@ -87,9 +87,9 @@ def _print_outcomes(outcomes: list[Any]) -> int:
 
 
 def _revoke(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.key_files import key_change_lock
-    from node.exchange.keys import install_key_change, revoke_keys
-    from node.exchange.revocations import send_revocations
+    from node.exchange.keys.revocation import revoke_keys
+    from node.exchange.keys.revocation_sending import send_revocations
+    from node.exchange.trust.key_files import install_key_change, key_change_lock
 
     with refusals(), key_change_lock(env.config.data_dir), env.session() as session:
         revocation = revoke_keys(session, env.config, now=env.clock.now(), reason=args.reason, kid=args.kid)
@@ -111,8 +111,8 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
 
 
 def _revocation_send(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.key_files import load_history
-    from node.exchange.revocations import send_revocations
+    from node.exchange.keys.revocation_sending import send_revocations
+    from node.exchange.trust.key_files import load_history
 
     with refusals():
         statements = list(load_history(env.config.data_dir).revocations)
@@ -126,7 +126,7 @@ def _revocation_send(env: Env, args: argparse.Namespace) -> int:
 
 
 def _revocation_file(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.key_files import load_history
+    from node.exchange.trust.key_files import load_history
     from protocol import canonical_bytes
 
     with refusals():
@@ -150,7 +150,7 @@ def _revocation_file(env: Env, args: argparse.Namespace) -> int:
 
 
 def _revocation_import(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.keys import accept_revocations
+    from node.exchange.keys.revocation import accept_revocations
 
     try:
         with open(args.file, "rb") as fh:
@@ -169,8 +169,8 @@ def _revocation_import(env: Env, args: argparse.Namespace) -> int:
 
 
 def _partners(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.partner_keys import generations, revocations
-    from node.exchange.partners import get_partner, list_partners
+    from node.exchange.trust.partner_keys import generations, revocations
+    from node.exchange.trust.partners import get_partner, list_partners
 
     now = env.clock.now()
     with refusals(), env.session() as session:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from admin.cli import AdminError, audit_change, node_identity, refusals
 
 if TYPE_CHECKING:
-    from node.cli import Env
+    from node.command_env import Env
 
 
 def _card(env: Env, _args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def _fingerprint(env: Env, _args: argparse.Namespace) -> int:
 
 
 def _partner_add(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.partners import add_partner, read_card_source
+    from node.exchange.trust.partners import add_partner, read_card_source
 
     with refusals(), env.session() as session:
         card_data = read_card_source(args.source, timeout=args.timeout)
@@ -56,7 +56,7 @@ def _partner_add(env: Env, args: argparse.Namespace) -> int:
 
 
 def _partner_list(env: Env, _args: argparse.Namespace) -> int:
-    from node.exchange.partners import list_partners
+    from node.exchange.trust.partners import list_partners
 
     with env.session() as session:
         for p in list_partners(session):
@@ -71,7 +71,7 @@ def _partner_list(env: Env, _args: argparse.Namespace) -> int:
 
 def _partner_status(status: str) -> Callable[[Env, argparse.Namespace], int]:
     def handler(env: Env, args: argparse.Namespace) -> int:
-        from node.exchange.partners import set_status
+        from node.exchange.trust.partners import set_status
 
         with refusals(), env.session() as session:
             partner = set_status(session, args.partner, status, env.clock.now())
@@ -84,7 +84,7 @@ def _partner_status(status: str) -> Callable[[Env, argparse.Namespace], int]:
 
 
 def _partner_agreement(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.partners import set_agreement
+    from node.exchange.trust.partners import set_agreement
 
     with refusals(), env.session() as session:
         partner = set_agreement(session, args.partner, args.agreement, env.clock.now())
@@ -95,7 +95,7 @@ def _partner_agreement(env: Env, args: argparse.Namespace) -> int:
 
 
 def _queue_list(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.queue import list_queue, queue_label
+    from node.exchange.delivery.queue import list_queue, queue_label
 
     statuses = ("queued", "sending", "parked", "undeliverable", *(("delivered",) if args.all else ()))
     with env.session() as session:
@@ -110,7 +110,7 @@ def _queue_list(env: Env, args: argparse.Namespace) -> int:
 
 
 def _queue_retry(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.queue import retry_message, retry_partner
+    from node.exchange.delivery.queue import retry_message, retry_partner
 
     if (args.message is None) == (args.partner is None):
         raise AdminError("give either a MESSAGE (number or id) or --partner PARTNER")
@@ -129,14 +129,14 @@ def _queue_retry(env: Env, args: argparse.Namespace) -> int:
 
 
 def _retention(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
-    from node.exchange.retention import retention_loop
+    from node.exchange.chain.retention import retention_loop
 
     retention_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
 
 
 def _deliver(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
-    from node.exchange.worker import DeliveryWorker, load_settings
+    from node.exchange.delivery.worker import DeliveryWorker, load_settings
 
     try:
         settings = load_settings(env.config, parallel=args.parallel, lease_seconds=args.lease_seconds,

@@ -25,7 +25,7 @@ from gunicorn.app.base import BaseApplication
 
 from node.clock import Clock, SystemClock
 from node.db import make_engine
-from node.exchange.keystore import key_path
+from node.exchange.trust.keystore import key_path
 from node.serve import GUNICORN_DEFAULTS
 from protocol import (
     BoxCache,

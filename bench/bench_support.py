@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from node.db import make_engine, normalise_url
-from node.exchange.transport import HttpTransport
+from node.exchange.delivery.transport import HttpTransport
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -81,9 +81,9 @@ from bench.bench_support import (  # noqa: E402
 )
 from node.config import load_config  # noqa: E402
 from node.db import make_engine, make_sessionmaker  # noqa: E402
-from node.exchange.keystore import NodeIdentity, key_path, load_identity  # noqa: E402
+from node.exchange.delivery.outbox import enqueue  # noqa: E402
 from node.exchange.models import InboundMessage, OutboundMessage  # noqa: E402
-from node.exchange.outbox import enqueue  # noqa: E402
+from node.exchange.trust.keystore import NodeIdentity, key_path, load_identity  # noqa: E402
 from protocol import (  # noqa: E402
     NodeCard,
     NodeKeys,

@@ -48,13 +48,13 @@ from node.accounts import create_token, create_user  # noqa: E402
 from node.clock import SystemClock  # noqa: E402
 from node.config import config_for_tests  # noqa: E402
 from node.db import make_engine, make_sessionmaker  # noqa: E402
-from node.exchange.keystore import generate_node_keys, identity_for_app  # noqa: E402
+from node.exchange.delivery.queue import Claim, record_outcomes  # noqa: E402
+from node.exchange.delivery.retry import RetryPolicy  # noqa: E402
+from node.exchange.delivery.transport import INBOX_PATH, DeliveryAnswer  # noqa: E402
+from node.exchange.delivery.worker import DeliveryWorker  # noqa: E402
 from node.exchange.models import OutboundMessage  # noqa: E402
-from node.exchange.partners import add_partner  # noqa: E402
-from node.exchange.queue import Claim, record_outcomes  # noqa: E402
-from node.exchange.retry import RetryPolicy  # noqa: E402
-from node.exchange.transport import INBOX_PATH, DeliveryAnswer  # noqa: E402
-from node.exchange.worker import DeliveryWorker  # noqa: E402
+from node.exchange.trust.keystore import generate_node_keys, identity_for_app  # noqa: E402
+from node.exchange.trust.partners import add_partner  # noqa: E402
 from node.migrate import upgrade  # noqa: E402
 
 SENDER, RECEIVER = ("se.gi-goteborg", "Göteborgs-Initiativet"), ("ba.cldd-sarajevo", "CLDD Sarajevo")

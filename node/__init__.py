@@ -40,9 +40,11 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     from .auth import init_auth
     from .cases.views import make_blueprint as cases_blueprint
     from .errors import register_error_handlers
-    from .exchange.api import make_blueprint as handovers_blueprint
-    from .exchange.consent_api import make_blueprint as consent_chain_blueprint
-    from .exchange.federation import make_blueprint as federation_blueprint
+    from .exchange import wiring
+    from .exchange.chain.views import make_blueprint as consent_chain_blueprint
+    from .exchange.handovers.views import make_blueprint as handovers_blueprint
+    from .exchange.inbox.federation import make_blueprint as federation_blueprint
+    from .exchange.keys.views import make_blueprint as revocation_blueprint
 
     app = Flask(__name__)
     app.config.update(
@@ -58,6 +60,8 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     init_auth(app)
     init_api(app, [cases_blueprint(), handovers_blueprint(), consent_chain_blueprint()])
     app.register_blueprint(federation_blueprint())
+    app.register_blueprint(revocation_blueprint())
+    wiring.wire()
     register_error_handlers(app)  # again: flask-smorest registered its own HTTPException handler
     return app
 

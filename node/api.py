@@ -1,22 +1,29 @@
 """The JSON API's plumbing: a flask-smorest ``Api`` whose errors are problem details, and a ``Blueprint``
 whose JSON bodies are parsed strictly (duplicate keys, NaN, unsafe integers and deep nesting refused).
 
-Every ``/api/v1`` blueprint is made from :class:`Blueprint` here and registered through :func:`init_api`.
+Every ``/api/v1`` blueprint is made from :class:`Blueprint` here and registered through :func:`init_api`. What
+every view of every blueprint uses is here too: :func:`documented` (security and problem answers in the
+OpenAPI document), the clock and actor, the version a write read (:func:`expected`), :func:`commit` and
+:func:`with_etag`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Request, request
+from flask import Flask, Request, current_app, request
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy  # noqa: F401  (re-exported for query schemas)
 
 from protocol.canonical import strict_loads
 from protocol.errors import MalformedError
 
+from .auth import Actor, current_actor
+from .concurrency import Expected, etag, expected_from
+from .db import request_session
 from .errors import NotFound, ValidationFailed, handle_http_exception
 
 
@@ -87,3 +94,50 @@ def init_api(app: Flask, blueprints: list[flask_smorest.Blueprint]) -> Api:
         api.register_blueprint(blp)
     app.before_request(_refuse_nul)
     return api
+
+
+# -- what every /api/v1 view uses -------------------------------------------------------------------------
+
+SECURITY = [{"bearer": []}]
+IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+            "description": 'The ETag you read, e.g. "3" (or send a "version" field in the body). A stale one '
+                           "answers 412; neither answers 428."}
+_PROBLEMS = {401: "No valid bearer token", 403: "Your role does not allow this",
+             404: "No such case (or not yours)", 409: "Stale 'version' field, or a state conflict",
+             412: "Stale If-Match", 428: "Neither If-Match nor 'version' given"}
+
+
+def documented(blp: Blueprint, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Document the bearer security and the given problem answers on a view (and If-Match on writes that
+    need a version)."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = blp.doc(security=SECURITY, **({"parameters": [IF_MATCH]} if 428 in codes else {}))(func)
+        for code in (401, 403, *codes):
+            func = blp.alt_response(code, schema=ProblemSchema, description=_PROBLEMS[code],
+                                    content_type="application/problem+json")(func)
+        return func
+
+    return decorator
+
+
+def now_and_actor() -> tuple[Any, Actor]:
+    return current_app.extensions["ccm"].clock.now(), current_actor()
+
+
+def node_config() -> Any:
+    return current_app.extensions["ccm"].config
+
+
+def expected(data: dict[str, Any]) -> Expected:
+    """The writer's precondition (``If-Match`` or the body's ``version``, which is removed from ``data``)."""
+    return expected_from(request.headers.get("If-Match"), data.pop("version", None))
+
+
+def commit() -> None:
+    request_session().commit()
+
+
+def with_etag(result: Any, version: int, status: int = 200,
+              **headers: str) -> tuple[Any, int, dict[str, str]]:
+    return result, status, {"ETag": etag(version), **headers}

@@ -22,44 +22,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 
-from .clock import SystemClock
-from .config import NODE_ID_RE, ConfigError, NodeConfig, load_config, resolve_data_dir, write_config
-from .db import make_engine, make_sessionmaker
+from .command_env import Env
+from .config import NODE_ID_RE, ConfigError, resolve_data_dir, write_config
 
 
 class CommandError(Exception):
     """A command was refused; the message is printed as the one error line."""
-
-
-class Env:
-    """What a command needs: the config, and a session factory on the node's database (opened lazily)."""
-
-    def __init__(self, data_dir: str | None) -> None:
-        self._data_dir = data_dir
-        self._config: NodeConfig | None = None
-        self._engine: sa.Engine | None = None
-        self.clock = SystemClock()
-
-    @property
-    def config(self) -> NodeConfig:
-        if self._config is None:
-            self._config = load_config(self._data_dir)
-        return self._config
-
-    @property
-    def engine(self) -> sa.Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.config.database_url)
-        return self._engine
-
-    def session(self) -> orm.Session:
-        return make_sessionmaker(self.engine)()
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
 
 
 def _cmd_init(env: Env, args: argparse.Namespace) -> int:
@@ -67,7 +36,7 @@ def _cmd_init(env: Env, args: argparse.Namespace) -> int:
 
     from . import migrate
     from .config import default_database_url
-    from .exchange.keystore import generate_node_keys, key_path
+    from .exchange.trust.keystore import generate_node_keys, key_path
 
     data_dir = resolve_data_dir(args.data_dir)
     if not NODE_ID_RE.fullmatch(args.node_id):
@@ -76,7 +45,7 @@ def _cmd_init(env: Env, args: argparse.Namespace) -> int:
     if not args.url.startswith(("http://", "https://")):
         raise CommandError(f"invalid --url {args.url!r}: must start with http:// or https://")
     write_config(data_dir, args.node_id, args.name, args.url, args.database_url)
-    env._data_dir = str(data_dir)
+    env.use_data_dir(str(data_dir))
     try:
         keys = generate_node_keys(data_dir, args.node_id)
     except KeyFileError as exc:
@@ -148,7 +117,7 @@ def _cmd_demo(_env: Env, args: argparse.Namespace) -> int:
     from .demo_network import run
 
     _check_workers(args.workers)
-    return run(Path(args.base_dir) if args.base_dir else None, check=args.check, workers=args.workers)
+    return run(Path(args.base_dir) if args.base_dir else None, command=main, check=args.check, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,9 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from admin.cli import AdminError
 
     from .accounts import AccountError
+    from .exchange import wiring
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    wiring.wire()  # a command may receive messages (bundle import) as the web app does
     env = Env(args.data_dir)
     handler: Callable[[Env, argparse.Namespace], int] = args.handler
     try:

@@ -17,7 +17,6 @@ every node's audit chain is intact, stops everything and exits 0 only if all of 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -28,48 +27,16 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from .clock import SystemClock
+from .demo_nodes import NETWORK, Command, DemoError, DemoNode, run_command
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo logins, never a real node
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    key: str
-    node_id: str
-    name: str
-    port: int
-    #: (username, display name, role, team); the first counsellor and adviser act in the story
-    staff: tuple[tuple[str, str, str, str | None], ...]
-
-
-NETWORK = (
-    NodeSpec("goteborg", "se.gi-goteborg", "Göteborgs-Initiativet", 8701, (
-        ("anna.lindqvist", "Anna Lindqvist", "counsellor", "gi-counsellors"),
-        ("erik.nilsson", "Erik Nilsson", "counsellor", "gi-counsellors"),
-        ("amra.hodzic", "Amra Hodžić", "adviser", "gi-counsellors"),
-        ("sara.coordinator", "Sara Ekström", "coordinator", None), ("admin", "Node administrator", "admin", None))),
-    NodeSpec("sarajevo", "ba.cldd-sarajevo", "CLDD Sarajevo", 8702, (
-        ("emina.kovac", "Emina Kovač", "adviser", "cldd-sarajevo"),
-        ("haris.begic", "Haris Begić", "counsellor", "cldd-sarajevo"), ("admin", "Node administrator", "admin", None))),
-    NodeSpec("baghdad", "iq.cldd-baghdad", "CLDD Baghdad", 8703, (
-        ("layla.hassan", "Layla Hassan", "adviser", "cldd-baghdad"),
-        ("admin", "Node administrator", "admin", None))),
-    NodeSpec("accra", "gh.accra-partner", "Reintegration partner Accra", 8704, (
-        ("kwame.asante", "Kwame Asante", "adviser", "accra"), ("admin", "Node administrator", "admin", None))),
-)
-
-
-class DemoError(Exception):
-    """The network could not be set up or a step of the story did not verify."""
 
 
 def _bind(port: int) -> int | None:
@@ -92,43 +59,6 @@ def free_port(preferred: int) -> int:
     return port
 
 
-def _cli(*argv: str) -> str:
-    """Run a ``ccm-node`` command in this process (the real command path) and return what it printed."""
-    from .cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    if code != 0:
-        raise DemoError(f"ccm-node {' '.join(argv[2:4])}: {err.getvalue().strip()}")
-    return out.getvalue()
-
-
-@dataclass
-class DemoNode:
-    spec: NodeSpec
-    data_dir: Path
-    url: str = ""
-    tokens: dict[str, str] = field(default_factory=dict)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    http: requests.Session = field(default_factory=requests.Session)
-
-    def cli(self, *argv: str) -> str:
-        return _cli("--data-dir", str(self.data_dir), *argv)
-
-    def user(self, role: str) -> str:
-        """The first member of staff with ``role`` (who acts in the story)."""
-        return next(username for username, _name, r, _team in self.spec.staff if r == role)
-
-    def api(self, method: str, path: str, username: str, expect: int = 200, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[username]}", **kwargs.pop("headers", {})}
-        response = self.http.request(method, f"{self.url}/api/v1{path}", timeout=30, headers=headers, **kwargs)
-        if response.status_code != expect:
-            raise DemoError(f"{self.spec.node_id}: {method} {path} answered {response.status_code} "
-                            f"(expected {expect}): {response.text[:300]}")
-        return response.json() if response.content else None
-
-
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
@@ -139,10 +69,11 @@ def _env() -> dict[str, str]:
 class Network:
     """The four nodes: set up, started, trusted to each other, stopped."""
 
-    def __init__(self, base_dir: Path, workers: int = 2) -> None:
+    def __init__(self, base_dir: Path, command: Command, workers: int = 2) -> None:
         self.base_dir = base_dir
         self.workers = workers
-        self.nodes = [DemoNode(spec, base_dir / spec.node_id) for spec in NETWORK]
+        self.command = command
+        self.nodes = [DemoNode(spec, base_dir / spec.node_id, command) for spec in NETWORK]
         self.fresh = not (base_dir / ".seeded").exists()
 
     def node(self, key: str) -> DemoNode:
@@ -163,8 +94,8 @@ class Network:
                                     f"(or delete {self.base_dir} to start over)")
                 continue
             node.url = f"http://127.0.0.1:{free_port(node.spec.port)}"
-            _cli("init", "--data-dir", str(node.data_dir), "--node-id", node.spec.node_id, "--name",
-                 node.spec.name, "--url", node.url)
+            run_command(self.command, "init", "--data-dir", str(node.data_dir), "--node-id", node.spec.node_id,
+                        "--name", node.spec.name, "--url", node.url)
             self._add_staff(node)
         for node in self.nodes:
             self._tokens(node)
@@ -276,12 +207,13 @@ def _print_network(network: Network) -> None:
           flush=True)
 
 
-def run(base_dir: Path | None, *, check: bool = False, workers: int = 2) -> int:
+def run(base_dir: Path | None, *, command: Command, check: bool = False, workers: int = 2) -> int:
     """Set up, start and (first time) seed the network; serve until Ctrl-C, or with ``check`` verify and stop.
 
     Args:
         base_dir: where the nodes live (default ``var/demo``; for ``check`` a temporary directory, removed
             afterwards).
+        command: ``ccm-node``'s ``main`` (the nodes are set up through it).
         check: run headless through the story, verify every step, stop.
         workers: gunicorn workers per node.
     Returns:
@@ -297,7 +229,7 @@ def run(base_dir: Path | None, *, check: bool = False, workers: int = 2) -> int:
         print(f"ccm-node demo --check: {base_dir} is not empty; --check needs a fresh directory",
               file=sys.stderr)
         return 2
-    network = Network(base_dir, workers)
+    network = Network(base_dir, command, workers)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

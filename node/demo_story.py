@@ -14,16 +14,19 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from .demo_network import DemoError
-
-if TYPE_CHECKING:
-    from .demo_network import DemoNode, Network
+from .demo_nodes import DemoError, DemoNode
 
 T = TypeVar("T")
 WAIT_SECONDS = 60.0
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class Network(Protocol):
+    """What the story needs of the network (``demo_network.Network``): its nodes by key."""
+
+    def node(self, key: str) -> DemoNode: ...
 
 
 def _day(days: int) -> str:

@@ -18,8 +18,10 @@ def target_metadata() -> sa.MetaData:
     from . import accounts, audit  # noqa: F401
     from .cases import models  # noqa: F401
     from .db import Base
-    from .exchange import custody_models, erasure_models, handover_models  # noqa: F401
     from .exchange import models as exchange_models  # noqa: F401
+    from .exchange.chain import models as chain_models  # noqa: F401
+    from .exchange.handovers import models as handover_models  # noqa: F401
+    from .exchange.trust import models as trust_models  # noqa: F401
 
     return Base.metadata
 

@@ -108,8 +108,9 @@ def envelopes_that_fit(sizes: Iterable[int], max_bytes: int = MAX_BUNDLE_BYTES,
     return count
 
 
-def _seal(keys: NodeKeys, recipient: NodeCard, kind: str, items: list[Any], now: datetime,
-          nonce: bytes | None, boxes: BoxCache | None) -> bytes:
+def seal_items(keys: NodeKeys, recipient: NodeCard, kind: str, items: list[Any], now: datetime,
+               nonce: bytes | None, boxes: BoxCache | None) -> bytes:
+    """Seal ``items`` as a bundle of ``kind`` (``seal_bundle`` and ``seal_receipts`` check the items first)."""
     require_aware(now)
     if len(items) > MAX_BUNDLE_ITEMS:
         raise OversizedError("too many items for one bundle")
@@ -152,7 +153,7 @@ def seal_bundle(*, keys: NodeKeys, recipient: NodeCard, envelopes: Sequence[byte
             ``envelopes_that_fit``).
         MalformedError: a bad nonce.
     """
-    return _seal(keys, recipient, BUNDLE, [b64encode(e) for e in envelopes], now, nonce, boxes)
+    return seal_items(keys, recipient, BUNDLE, [b64encode(e) for e in envelopes], now, nonce, boxes)
 
 
 def seal_receipts(*, keys: NodeKeys, recipient: NodeCard, receipts: Sequence[Mapping[str, Any]],
@@ -172,11 +173,11 @@ def seal_receipts(*, keys: NodeKeys, recipient: NodeCard, receipts: Sequence[Map
         OversizedError: too many receipts, or too large.
         NonCanonicalError: a receipt cannot be canonicalised.
     """
-    return _seal(keys, recipient, RECEIPTS, [dict(r) for r in receipts], now, nonce, boxes)
+    return seal_items(keys, recipient, RECEIPTS, [dict(r) for r in receipts], now, nonce, boxes)
 
 
-def _parse_plain(data: bytes) -> tuple[dict[str, Any], bytes, int, int] | None:
-    """The bundle's members, its ciphertext and where ``sig`` lies, for the one layout ``_seal`` writes.
+def parse_plain(data: bytes) -> tuple[dict[str, Any], bytes, int, int] | None:
+    """The bundle's members, its ciphertext and where ``sig`` lies, for the one layout ``seal_items`` writes.
 
     None when ``data`` is not in that layout; the caller then parses strictly and fails with the precise
     error. The layout: ``{"ciphertext":"`` then base64url up to the next ``"`` then ``,`` and the rest of the
@@ -204,7 +205,7 @@ def _parse_plain(data: bytes) -> tuple[dict[str, Any], bytes, int, int] | None:
 
 def _parse(data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
     """Steps 2-4: strict canonical JSON, version, shape. Returns (members, ciphertext, signature input)."""
-    plain = _parse_plain(data)
+    plain = parse_plain(data)
     if plain is not None:
         doc, ciphertext, sig_start, sig_end = plain
         check_version(doc)

@@ -213,7 +213,7 @@ def _nesting_exceeds(skeleton: bytes, limit: int) -> bool:
     return True
 
 
-def _quick_loads_canonical(data: bytes) -> Any:
+def quick_loads_canonical(data: bytes) -> Any:
     """The common case without re-encoding; None when it cannot decide (the strict path will).
 
     A valid JSON text differs from the RFC 8785 form of its value only by whitespace outside strings, member
@@ -277,7 +277,7 @@ def loads_canonical(data: bytes) -> Any:
         NonCanonicalError: valid JSON, but not in canonical form (whitespace, key order, escapes, number
             form).
     """
-    quick = _quick_loads_canonical(data)
+    quick = quick_loads_canonical(data)
     if quick is not None:
         return quick
     value, plain = _loads(data)

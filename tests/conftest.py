@@ -22,7 +22,11 @@ from node.accounts import User, create_token, create_user
 from node.clock import FakeClock
 from node.config import NodeConfig, config_for_tests
 from node.db import make_engine, make_sessionmaker
+from node.exchange import wiring
 from node.migrate import target_metadata, upgrade
+
+# The rooms are wired as the app and the command line wire them, once, before any test sets the appliers aside.
+wiring.wire()
 
 ADMIN_DSN = os.environ.get("CCM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -107,7 +111,7 @@ def clock(_shared_clock: FakeClock) -> FakeClock:
 
 @pytest.fixture(scope="session")
 def node_config(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> NodeConfig:
-    from node.exchange.keystore import generate_node_keys
+    from node.exchange.trust.keystore import generate_node_keys
 
     config = config_for_tests(tmp_path_factory.mktemp("node"), database_url)
     generate_node_keys(config.data_dir, config.node_id)  # every node has its keys (``ccm-node init``)

@@ -26,10 +26,10 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor
+from node.concurrency import Expected, check_version, flush_versioned
 from node.errors import Conflict, NotFound, ValidationFailed
 
 from .access import case_for, case_record
-from .concurrency import Expected, check_version, flush_versioned
 from .models import Case, ChildSafeguards, Consent
 from .sections import flush_created
 from .timeline import record_event

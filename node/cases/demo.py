@@ -16,7 +16,6 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,7 +38,7 @@ from .demo_names import (
     GA_GIVEN_FEMALE,
     GA_GIVEN_MALE,
 )
-from .demo_rows import CaseRows, case_rows
+from .demo_rows import CaseRows, Name, NamePool, Origin, case_rows
 from .models import (
     Case,
     CaseEvent,
@@ -57,29 +56,6 @@ from .services import allocate_numbers, format_reference
 
 BATCH = 1000
 SPAN_DAYS = 730
-
-Name = tuple[str, str | None]  # (Latin, native script or None)
-
-
-@dataclass(frozen=True)
-class NamePool:
-    male: tuple[Name, ...]
-    female: tuple[Name, ...]
-    family: tuple[Name, ...]
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a group of returnees goes back to, and the names and languages they have."""
-
-    country: str
-    localities: tuple[str, ...]
-    partner: str
-    currency: str
-    languages: tuple[tuple[str, ...], ...]
-    pools: tuple[NamePool, ...]
-    weight: int
-
 
 def _latin(names: Iterable[str]) -> tuple[Name, ...]:
     """Names without a native-script form (Faker's weighted name tables are mappings: their keys)."""

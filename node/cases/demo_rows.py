@@ -7,13 +7,33 @@ import datetime as dt
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .search import name_tokens
 from .services import is_child
 
-if TYPE_CHECKING:
-    from .demo import NamePool, Origin
+Name = tuple[str, str | None]  # (Latin, native script or None)
+
+
+@dataclass(frozen=True)
+class NamePool:
+    male: tuple[Name, ...]
+    female: tuple[Name, ...]
+    family: tuple[Name, ...]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a group of returnees goes back to, and the names and languages they have."""
+
+    country: str
+    localities: tuple[str, ...]
+    partner: str
+    currency: str
+    languages: tuple[tuple[str, ...], ...]
+    pools: tuple[NamePool, ...]
+    weight: int
+
 
 CATEGORIES_BASE = ("identity", "contact", "education", "work", "wishes", "plan")
 METHODS = ("written_signature", "written_signature", "oral_witnessed", "digital_signature")

@@ -19,10 +19,10 @@ from sqlalchemy import orm
 from node.accounts import User
 from node.audit import record
 from node.auth import Actor, require
+from node.concurrency import Expected, check_version, flush_versioned
 from node.errors import NotFound, ValidationFailed
 
 from .access import case_for, case_record
-from .concurrency import Expected, check_version, flush_versioned
 from .models import Case, Intervention, ProgressNote
 from .stages import change_stage, stage_for_change
 from .timeline import record_event

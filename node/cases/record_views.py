@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.api import Blueprint
+from node.api import Blueprint, commit, documented, expected, node_config, now_and_actor, with_etag
 from node.db import request_session
 
 from . import consent, progress, sections, stages
@@ -33,7 +33,6 @@ from .schemas import (
     SafeguardsWriteSchema,
     StagePatchSchema,
 )
-from .views import commit, documented, expected, node_config, now_and_actor, with_etag
 
 ETAG_HEADER = {"ETag": {"schema": {"type": "string"}}}
 

@@ -15,10 +15,10 @@ from sqlalchemy import exc, orm
 
 from node.audit import record
 from node.auth import Actor
+from node.concurrency import Expected, check_version, flush_versioned
 from node.errors import ValidationFailed
 
 from .access import case_for
-from .concurrency import Expected, check_version, flush_versioned
 from .models import INTAKE_SECTIONS, Case, CasePlan, IntakeSection
 from .timeline import record_event
 

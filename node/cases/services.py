@@ -20,11 +20,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from node.accounts import User
 from node.audit import record
 from node.auth import Actor, require
+from node.concurrency import Expected, check_version, flush_versioned
 from node.config import Stage
 from node.errors import NotFound, ValidationFailed
 
 from .access import case_for, case_record
-from .concurrency import Expected, check_version, flush_versioned
 from .models import Case, CaseStage, HouseholdMember, ReferenceCounter
 from .search import index_names
 from .sections import add_initial_sections

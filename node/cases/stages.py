@@ -17,11 +17,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from node.audit import record
 from node.auth import Actor
+from node.concurrency import Expected, check_version, flush_versioned
 from node.config import Stage
 from node.errors import ValidationFailed
 
 from .access import case_for
-from .concurrency import Expected, check_version, flush_versioned
 from .models import Case, CaseStage
 from .timeline import record_event
 

@@ -8,17 +8,15 @@ single-record answer carries its ``ETag``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request, url_for
+from flask import request, url_for
 
-from node.api import Blueprint, ProblemSchema
-from node.auth import Actor, current_actor
+from node.api import Blueprint, commit, documented, expected, node_config, now_and_actor, with_etag
+from node.concurrency import expected_from
 from node.db import request_session
 
 from . import reports, search, services
-from .concurrency import Expected, etag, expected_from
 from .outputs import (
     CaseOut,
     CasePageOut,
@@ -27,6 +25,7 @@ from .outputs import (
     ReportSummaryOut,
     TimelineOut,
 )
+from .record_views import register_record_routes
 from .schemas import (
     CaseCreateSchema,
     CasePatchSchema,
@@ -36,55 +35,9 @@ from .schemas import (
 )
 from .timeline import get_timeline
 
-SECURITY = [{"bearer": []}]
-IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
-            "description": 'The ETag you read, e.g. "3" (or send a "version" field in the body). A stale one '
-                           "answers 412; neither answers 428."}
-_PROBLEMS = {401: "No valid bearer token", 403: "Your role does not allow this",
-             404: "No such case (or not yours)", 409: "Stale 'version' field, or a state conflict",
-             412: "Stale If-Match", 428: "Neither If-Match nor 'version' given"}
-
-
-def documented(blp: Blueprint, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Document the bearer security and the given problem answers on a view (and If-Match on writes that
-    need a version)."""
-
-    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        func = blp.doc(security=SECURITY, **({"parameters": [IF_MATCH]} if 428 in codes else {}))(func)
-        for code in (401, 403, *codes):
-            func = blp.alt_response(code, schema=ProblemSchema, description=_PROBLEMS[code],
-                                    content_type="application/problem+json")(func)
-        return func
-
-    return decorator
-
-
-def now_and_actor() -> tuple[Any, Actor]:
-    return current_app.extensions["ccm"].clock.now(), current_actor()
-
-
-def node_config() -> Any:
-    return current_app.extensions["ccm"].config
-
-
-def expected(data: dict[str, Any]) -> Expected:
-    """The writer's precondition (``If-Match`` or the body's ``version``, which is removed from ``data``)."""
-    return expected_from(request.headers.get("If-Match"), data.pop("version", None))
-
-
-def commit() -> None:
-    request_session().commit()
-
-
-def with_etag(result: Any, version: int, status: int = 200,
-              **headers: str) -> tuple[Any, int, dict[str, str]]:
-    return result, status, {"ETag": etag(version), **headers}
-
 
 def make_blueprint() -> Blueprint:
     """The ``/api/v1`` blueprint of the case domain."""
-    from .record_views import register_record_routes
-
     blp = Blueprint("cases", __name__, url_prefix="/api/v1",
                     description="Cases: returnee, household, intake, plan, stages, consent, interventions, "
                                 "progress notes and the timeline. Case access: assigned to you or your team.")

@@ -1,11 +1,14 @@
-"""The exchange's tables: trusted partners, the outbox (messages this node sends) and the inbox.
+"""The exchange's shared tables, the floor every room stands on: partners, the outbox and the inbox.
+
+Every room reads these three; each room's own tables are in its ``models.py`` (``trust/models.py``: the
+history of partners' keys; ``handovers/models.py``; ``chain/models.py``).
 
 ``partners`` holds each partner's verified card, its keys, the fingerprint the administrator confirmed, the
 data-sharing agreement and the per-partner delivery state (Synapse's ``destinations`` retry timings:
 ``retry_interval`` 0 means healthy, ``retry_at`` the earliest next attempt). Its status is ``active``,
 ``suspended``, ``revoked`` (trust withdrawn by this node's administrator) or ``key_revoked`` (the partner
 revoked its current key: nothing is accepted from or sent to it until its new fingerprint is checked). The
-history of its keys is in ``key_models.py``.
+history of its keys is in ``trust/models.py``.
 
 ``outbound_messages`` is the transactional outbox: a row is written in the same transaction as the business
 record that caused it, holding the sealed envelope bytes, so nothing is sent that was not recorded and nothing
@@ -117,6 +120,3 @@ class InboundMessage(Base):
         sa.UniqueConstraint("sender", "thread", "seq", name="uq_inbound_messages_chain"),
     )
 
-
-# The key history tables belong to the same metadata wherever the exchange models are loaded.
-from . import key_models  # noqa: E402, F401

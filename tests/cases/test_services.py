@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 
 from node.cases import consent, services, stages
-from node.cases.concurrency import Expected, parse_if_match
 from node.cases.models import Case, ReferenceCounter
 from node.cases.schemas import CaseCreateSchema, InterventionCreateSchema
 from node.cases.search import name_tokens, normalise, query_words, successor
+from node.concurrency import Expected, parse_if_match
 from node.config import DEFAULT_STAGES, Stage
 from node.db import make_sessionmaker
 from node.errors import Conflict, Forbidden, NotFound, VersionConflict

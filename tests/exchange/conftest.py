@@ -28,14 +28,14 @@ from node import create_app
 from node.clock import FakeClock
 from node.config import config_for_tests
 from node.db import make_engine, make_sessionmaker
-from node.exchange import dispatch
-from node.exchange.keystore import NodeIdentity, generate_node_keys, identity_for_app
+from node.exchange.delivery.outbox import enqueue
+from node.exchange.delivery.retry import RetryPolicy
+from node.exchange.delivery.transport import INBOX_PATH, DeliveryAnswer
+from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings
+from node.exchange.inbox import dispatch
 from node.exchange.models import InboundMessage, OutboundMessage, Partner
-from node.exchange.outbox import enqueue
-from node.exchange.partners import add_partner
-from node.exchange.retry import RetryPolicy
-from node.exchange.transport import INBOX_PATH, DeliveryAnswer
-from node.exchange.worker import DeliveryWorker, WorkerSettings
+from node.exchange.trust.keystore import NodeIdentity, generate_node_keys, identity_for_app
+from node.exchange.trust.partners import add_partner
 from node.migrate import target_metadata, upgrade
 
 SAMPLES = Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "sample_bodies.json"
@@ -205,7 +205,6 @@ def no_domain_appliers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     register its own applier in the returned dict. Modules that test delivery alone use it for every test."""
     appliers: dict[str, Any] = {}
     monkeypatch.setattr(dispatch, "_APPLIERS", appliers)
-    monkeypatch.setattr(dispatch, "_loaded", True)
     return appliers
 
 

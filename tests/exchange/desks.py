@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from node.accounts import create_token, create_user
-from node.exchange.worker import DeliveryWorker
+from node.exchange.delivery.worker import DeliveryWorker
 from tests.exchange.conftest import Node
 
 Worker = Callable[..., DeliveryWorker]

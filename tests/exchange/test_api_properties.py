@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from node.exchange.handover_models import Handover
+from node.exchange.handovers.models import Handover
 from node.exchange.models import OutboundMessage
 from tests.exchange.desks import Desk, Worker, deliver, hand_over, incoming, open_case
 from tests.json_strategies import DATES, JSON, TEXT, maybe

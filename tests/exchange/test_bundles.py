@@ -12,18 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from node.audit import AuditEntry, verify_chain
-from node.exchange.bundles import (
-    BundleExport,
-    BundleImport,
-    export_bundle,
-    import_bundle,
-    import_file,
-    import_receipts,
-)
+from node.exchange.delivery.bundles import BundleExport, export_bundle
+from node.exchange.delivery.outbox import enqueue
+from node.exchange.delivery.worker import DeliveryWorker
+from node.exchange.inbox.bundle_import import BundleImport, import_bundle, import_file, import_receipts
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.exchange.outbox import enqueue
-from node.exchange.partners import NoAgreement, PartnerNotFound, PartnerStateError, set_status
-from node.exchange.worker import DeliveryWorker
+from node.exchange.trust.partners import NoAgreement, PartnerNotFound, PartnerStateError, set_status
 from protocol import (
     BoxCache,
     ProtocolError,

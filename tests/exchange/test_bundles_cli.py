@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from node.clock import SystemClock
 from node.config import load_config
 from node.db import make_engine, make_sessionmaker
-from node.exchange.keystore import load_identity
+from node.exchange.delivery.outbox import enqueue
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.exchange.outbox import enqueue
+from node.exchange.trust.keystore import load_identity
 from tests.exchange.cli_runner import run
 from tests.exchange.conftest import note_body, thread_id
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from node.exchange import appliers, dispatch
-from node.exchange.bundles import export_bundle, import_file
-from node.exchange.handover_models import Handover
-from node.exchange.worker import DeliveryWorker
+from node.exchange.delivery.bundles import export_bundle
+from node.exchange.delivery.worker import DeliveryWorker
+from node.exchange.handovers import appliers
+from node.exchange.handovers.models import Handover
+from node.exchange.inbox import dispatch
+from node.exchange.inbox.bundle_import import import_file
 from tests.exchange.conftest import FlaskTransport, Node
 from tests.exchange.desks import Desk, hand_over, incoming, open_case
 
@@ -23,7 +25,6 @@ def handover_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dispatch, "_APPLIERS", {
         "handover": appliers.apply_handover, "handover_accepted": appliers.apply_accepted,
         "handover_declined": appliers.apply_declined, "progress_update": appliers.apply_progress})
-    monkeypatch.setattr(dispatch, "_loaded", True)
 
 
 def _carry(sender: Node, receiver: Node) -> Any:

@@ -10,8 +10,8 @@ import pytest
 from node.clock import SystemClock
 from node.config import load_config
 from node.db import make_engine, make_sessionmaker
-from node.exchange.keystore import load_identity
-from node.exchange.outbox import enqueue
+from node.exchange.delivery.outbox import enqueue
+from node.exchange.trust.keystore import load_identity
 from protocol import verify_card
 from protocol.cards import card_from_bytes
 from tests.exchange.cli_runner import closed_port, run

@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from node.exchange.delivery.queue import claim, retry_message, retry_partner
+from node.exchange.delivery.transport import DeliveryAnswer
+from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings, start_in_process
 from node.exchange.models import OutboundMessage
-from node.exchange.partners import set_status
-from node.exchange.queue import claim, retry_message, retry_partner
-from node.exchange.transport import DeliveryAnswer
-from node.exchange.worker import DeliveryWorker, WorkerSettings, start_in_process
+from node.exchange.trust.partners import set_status
 from tests.exchange.conftest import FlaskTransport, Node, note_body, thread_id
 
 pytestmark = pytest.mark.usefixtures("no_domain_appliers")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from node.exchange.custody_models import CustodyNotice
-from node.exchange.handover_models import Handover
+from node.exchange.chain.models import CustodyNotice
+from node.exchange.handovers.models import Handover
 from tests.exchange.conftest import Node
 from tests.exchange.desks import (
     Desk,

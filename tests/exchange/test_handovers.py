@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from node.exchange import appliers, dispatch
-from node.exchange.handover_models import Handover, PartnerStage, ProgressUpdate
+from node.exchange.handovers import appliers
+from node.exchange.handovers.models import Handover, PartnerStage, ProgressUpdate
+from node.exchange.inbox import dispatch
 from node.exchange.models import InboundMessage, OutboundMessage
 from protocol import strict_loads
 from tests.exchange.desks import (
@@ -34,7 +35,6 @@ def no_domain_appliers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                                 "handover_declined": appliers.apply_declined,
                                 "progress_update": appliers.apply_progress}
     monkeypatch.setattr(dispatch, "_APPLIERS", registry)
-    monkeypatch.setattr(dispatch, "_loaded", True)
     return registry
 
 
@@ -182,7 +182,7 @@ def test_progress_is_recorded_when_the_origin_cannot_receive(desks: tuple[Desk, 
     deliver(make_worker, gbg)
     [waiting] = incoming(sarajevo)
     new_case = sarajevo.ok("POST", f"/handovers/{waiting['id']}/accept", "adviser", 201, json={})["case_id"]
-    from node.exchange.partners import set_status
+    from node.exchange.trust.partners import set_status
 
     with sarajevo.node.sessionmaker() as session:
         set_status(session, "se.gi-goteborg", "suspended", sarajevo.node.clock.now())

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from node.cases.models import CaseEvent
-from node.exchange.handover_models import Handover
+from node.exchange.handovers.models import Handover
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.exchange.partners import set_status
+from node.exchange.trust.partners import set_status
 from protocol import make_consent_record, seal, sign_consent
 from tests.exchange import test_handovers as story
 from tests.exchange.conftest import Node

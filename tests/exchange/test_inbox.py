@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from node.audit import AuditEntry
+from node.exchange.delivery.worker import DeliveryWorker
 from node.exchange.models import InboundMessage
-from node.exchange.partners import set_status
-from node.exchange.worker import DeliveryWorker
+from node.exchange.trust.partners import set_status
 from protocol import OutsideConsentError, canonical_bytes, seal, strict_loads, verify_chain, verify_receipt
 from protocol.envelope import MAX_ENVELOPE_BYTES
 from tests.exchange.conftest import AGREEMENT, Node, note_body, samples, thread_id

@@ -24,22 +24,16 @@ from node import create_app
 from node.audit import AuditEntry, verify_chain
 from node.config import NodeConfig, config_for_tests
 from node.errors import Conflict, ValidationFailed
-from node.exchange.key_files import KeyChange, key_change_lock, load_history, retired_key_path
-from node.exchange.key_models import KeyRevocation, PartnerKey
-from node.exchange.keys import (
-    apply_key_rotated,
-    install_key_change,
-    keys_thread,
-    revocation_batches,
-    revoke_keys,
-    rotate_keys,
-)
-from node.exchange.keystore import generate_node_keys, identity_for_app
+from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings
+from node.exchange.keys.revocation import revocation_batches, revoke_keys
+from node.exchange.keys.revocation_sending import REVOCATION_PATH, send_revocations
+from node.exchange.keys.rotation import apply_key_rotated, keys_thread, rotate_keys
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.exchange.partner_keys import signing_key_for, verify_signed_by, verify_stored_receipt
-from node.exchange.partners import InvalidCard, PartnerStateError, add_partner, require_sendable, set_status
-from node.exchange.revocations import REVOCATION_PATH, send_revocations
-from node.exchange.worker import DeliveryWorker, WorkerSettings
+from node.exchange.trust.key_files import KeyChange, install_key_change, key_change_lock, load_history, retired_key_path
+from node.exchange.trust.keystore import generate_node_keys, identity_for_app
+from node.exchange.trust.models import KeyRevocation, PartnerKey
+from node.exchange.trust.partner_keys import signing_key_for, verify_signed_by, verify_stored_receipt
+from node.exchange.trust.partners import InvalidCard, PartnerStateError, add_partner, require_sendable, set_status
 from protocol import (
     BadSignatureError,
     KeyFileError,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from node.errors import ValidationFailed
-from node.exchange.keystore import load_identity
+from node.exchange.delivery.outbox import MessageRejected, enqueue, messages_for_case
 from node.exchange.models import OutboundMessage, Partner
-from node.exchange.outbox import MessageRejected, enqueue, messages_for_case
-from node.exchange.partners import (
+from node.exchange.trust.keystore import load_identity
+from node.exchange.trust.partners import (
     CardFetchError,
     FingerprintMismatch,
     InvalidCard,

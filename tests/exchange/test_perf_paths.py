@@ -22,15 +22,15 @@ from node.auth import Actor
 from node.cases.models import Case, Consent
 from node.db import make_reader_engine
 from node.errors import Conflict, NotFound
-from node.exchange import handovers
-from node.exchange.handover_models import Handover
-from node.exchange.handovers import ConsentNotActive
+from node.exchange.delivery.outbox import enqueue
+from node.exchange.delivery.queue import DUE_QUEUED
+from node.exchange.delivery.wakeup import Waker
+from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings
+from node.exchange.handovers import send as handovers
+from node.exchange.handovers.models import Handover
+from node.exchange.handovers.send import ConsentNotActive
 from node.exchange.models import InboundMessage, Partner
-from node.exchange.outbox import enqueue
-from node.exchange.partners import NoAgreement, PartnerStateError
-from node.exchange.queue import _DUE_QUEUED
-from node.exchange.wakeup import Waker
-from node.exchange.worker import DeliveryWorker, WorkerSettings
+from node.exchange.trust.partners import NoAgreement, PartnerStateError
 from protocol import SchemaError, check_handover
 from protocol.messages import validate_body
 from tests.exchange.conftest import FlaskTransport, Node, note_body, samples, thread_id
@@ -340,7 +340,7 @@ def test_a_message_queued_as_validated_is_accepted_by_the_receiver(paired: tuple
 # --- the claim ----------------------------------------------------------------------------------------------
 
 def test_the_claim_walks_its_index_in_order_without_a_sort(gbg: Node) -> None:
-    statement = str(_DUE_QUEUED.compile(dialect=gbg.engine.dialect))
+    statement = str(DUE_QUEUED.compile(dialect=gbg.engine.dialect))
     with gbg.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from node.exchange.delivery.retry import RetryPolicy, Verdict, backing_off, classify, record_failure, record_success
 from node.exchange.models import Partner
-from node.exchange.retry import RetryPolicy, Verdict, backing_off, classify, record_failure, record_success
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from node.exchange.transport import INBOX_PATH, HttpTransport
+from node.exchange.delivery.transport import INBOX_PATH, HttpTransport
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from node.cases.models import Case, HouseholdMember, IntakeSection
-from node.exchange.disclosures import flag_overdue
-from node.exchange.erasure_models import ConsentWithdrawal, ErasureRequest, Tombstone
-from node.exchange.handover_models import Handover
+from node.exchange.chain.disclosures import flag_overdue
+from node.exchange.chain.models import ConsentWithdrawal, ErasureRequest, Tombstone
+from node.exchange.chain.retention import retention_loop, run_retention
+from node.exchange.handovers.models import Handover
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.exchange.retention import retention_loop, run_retention
 from tests.exchange.conftest import Node
 from tests.exchange.desks import (
     Desk,

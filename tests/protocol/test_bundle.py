@@ -200,9 +200,9 @@ def test_the_document_is_parsed_strictly(change: Any, code: str) -> None:
 
 def test_the_strict_path_agrees_with_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     data = sealed()
-    assert bundle_module._parse_plain(data) is not None
+    assert bundle_module.parse_plain(data) is not None
     fast = open_as_ba(data)
-    monkeypatch.setattr(bundle_module, "_parse_plain", lambda _data: None)
+    monkeypatch.setattr(bundle_module, "parse_plain", lambda _data: None)
     assert open_as_ba(data) == fast
     refused(data.replace(b'"v":1}', b'"v":2}'), "unsupported_version")
 
@@ -216,7 +216,7 @@ def test_a_bundle_from_the_future_is_refused() -> None:
     (BUNDLE, [1]), (BUNDLE, ["not base64!"]), (BUNDLE, [{"a": "b"}]), (RECEIPTS, ["x"]), (RECEIPTS, [[]]),
 ])
 def test_a_signed_bundle_with_items_of_the_wrong_form_is_refused_whole(kind: str, items: list[Any]) -> None:
-    data = bundle_module._seal(SE, BA_CARD, kind, items, NOW, None, None)
+    data = bundle_module.seal_items(SE, BA_CARD, kind, items, NOW, None, None)
     refused(data, "malformed")
 
 

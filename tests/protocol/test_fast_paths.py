@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from protocol import canonical_bytes, seal
 from protocol.canonical import (
     MAX_DEPTH,
-    _quick_loads_canonical,
     b64decode,
     b64encode,
     b64encode_ascii,
     fast_path_applies,
     loads_canonical,
+    quick_loads_canonical,
     reference_canonical_bytes,
     strict_loads,
 )
@@ -58,7 +58,7 @@ def reference_decision(data: bytes) -> object:
 
 def check_agrees(data: bytes) -> None:
     expected = reference_decision(data)
-    quick = _quick_loads_canonical(data)
+    quick = quick_loads_canonical(data)
     if quick is not None:
         assert expected == ("value", quick)
     try:
@@ -100,7 +100,7 @@ plain_documents = st.recursive(
 def test_quick_path_accepts_canonical_bytes_with_any_escapes(doc: object) -> None:
     data = canonical_bytes(doc)
     assert data == bytes(rfc8785.dumps(doc))
-    assert _quick_loads_canonical(data) == doc
+    assert quick_loads_canonical(data) == doc
 
 
 @given(documents, st.integers(min_value=0), st.sampled_from(NOISE), st.booleans())
@@ -135,9 +135,9 @@ def test_quick_path_nesting_limit(depth: int) -> None:
     data = canonical_bytes(deep)
     check_agrees(data)
     if depth <= MAX_DEPTH:
-        assert _quick_loads_canonical(data) == deep
+        assert quick_loads_canonical(data) == deep
     else:
-        assert _quick_loads_canonical(data) is None
+        assert quick_loads_canonical(data) is None
         with pytest.raises(MalformedError, match="deep"):
             loads_canonical(data)
 
