@@ -45,7 +45,7 @@ def _partner_add(env: Env, args: argparse.Namespace) -> int:
         card_data = read_card_source(args.source, timeout=args.timeout)
         partner = add_partner(session, card_data=card_data, fingerprint=args.fingerprint,
                               agreement=args.agreement, now=env.clock.now(), own_node_id=env.config.node_id,
-                              retention_days=args.retention_days)
+                              retention_days=args.retention_days, own_kids=node_identity(env).own_kids)
         audit_change(session, env, "create", "partner", partner.node_id, {"agreement": partner.agreement_id})
         session.commit()
         print(f"trusted partner {partner.node_id} ({partner.name}) at {partner.base_url}")

@@ -9,7 +9,9 @@ from node.serve import GUNICORN_DEFAULTS, post_fork  # noqa: F401  (gunicorn rea
 
 bind = os.environ.get("CCM_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CCM_WORKERS", "2"))
-worker_class = GUNICORN_DEFAULTS["worker_class"]
+worker_class = GUNICORN_DEFAULTS["worker_class"]  # reads each request whole before a thread serves it
+threads = GUNICORN_DEFAULTS["threads"]
+worker_connections = GUNICORN_DEFAULTS["worker_connections"]
 preload_app = GUNICORN_DEFAULTS["preload_app"]
 timeout = GUNICORN_DEFAULTS["timeout"]
 graceful_timeout = GUNICORN_DEFAULTS["graceful_timeout"]

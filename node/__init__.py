@@ -53,7 +53,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
         JSON_SORT_KEYS=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # names in Arabic script stay readable
-    engine = engine or make_engine(config.database_url)
+    engine = engine or make_engine(config.database_url, busy_seconds=config.database_busy_seconds)
     app.extensions["ccm"] = NodeContext(config, engine, make_sessionmaker(engine), clock or SystemClock())
     app.teardown_appcontext(close_request_session)
     register_error_handlers(app)

@@ -28,20 +28,23 @@ from .errors import NotFound, ValidationFailed, handle_http_exception
 
 
 class StrictParser(FlaskParser):
-    """webargs parser that uses the protocol's strict JSON reader and answers 400 for broken JSON."""
+    """webargs parser that uses the protocol's strict JSON reader: 400 for a body that is not valid JSON, 415
+    for a body sent as anything but JSON (a form or plain text is never guessed at)."""
 
     DEFAULT_VALIDATION_STATUS = 422
 
     def _raw_load_json(self, req: Request) -> Any:
-        if not is_json_request(req):
-            return ma.missing
         data = req.get_data(cache=True)
         if not data:
             return ma.missing
+        if not is_json_request(req):
+            sent = req.mimetype or "no Content-Type"
+            flask_smorest.abort(415, message=f"The request body must be sent as application/json (it was sent "
+                                             f"as {sent}).")
         try:
             return strict_loads(data)
         except MalformedError as exc:
-            flask_smorest.abort(400, message=f"The request body is not valid JSON: {exc.message}")
+            flask_smorest.abort(400, message=f"The request body cannot be read: {exc.message}.")
 
 
 class Blueprint(flask_smorest.Blueprint):

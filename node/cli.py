@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
-from .command_env import Env
+from .command_env import CommandParser, Env
 from .config import NODE_ID_RE, ConfigError, resolve_data_dir, write_config
 
 
@@ -78,12 +78,34 @@ def _check_workers(workers: int) -> None:
         raise CommandError("--workers must be between 1 and 64")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse at once, in one line, a port another process listens on (gunicorn would log eight lines)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise CommandError(f"--host {host!r} is not an address of this machine") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"cannot listen on {host}:{port}: the port is in use (another node, or "
+                                   "another program; choose another --port)") from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def _cmd_serve(env: Env, args: argparse.Namespace) -> int:
     from .serve import serve
 
     _check_workers(args.workers)
     if not 1 <= args.port <= 65535:
         raise CommandError("--port must be between 1 and 65535")
+    _check_port_free(args.host, args.port)
     serve(env.config, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -127,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     from admin.keys_cli import register as register_keys
     from admin.partners_cli import register as register_partners
 
-    parser = argparse.ArgumentParser(prog="ccm-node", description="Run and administer a CCM Exchange node.")
+    parser = CommandParser(prog="ccm-node", description="Run and administer a CCM Exchange node.")
     parser.add_argument("--data-dir", help="the node's data directory (default: $CCM_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

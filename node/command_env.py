@@ -1,10 +1,14 @@
-"""What a ``ccm-node`` command is given: the node's configuration and its database, opened when first needed.
+"""What a ``ccm-node`` command is given: the node's configuration and its database, opened when first needed,
+and the parser class every command is declared with.
 
 Below both the command line (``node/cli.py``, which builds the parser) and the administration commands
 (``admin/``, which register theirs with it), so that neither imports the other to share it.
 """
 
 from __future__ import annotations
+
+import argparse
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -45,3 +49,14 @@ class Env:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser that takes options only spelled out in full (``--rol`` is not ``--role``).
+
+    Subcommands made from it (``add_subparsers``) are of this class too, so the rule holds at every level.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)

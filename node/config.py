@@ -65,6 +65,15 @@ class NodeConfig:
     timezone: str = "UTC"
     #: an erasure a holder has not confirmed within this many hours is flagged to the admin
     erasure_confirm_hours: int = 72
+    #: how long a web request waits for a busy database (SQLite locked, a PostgreSQL lock or connection)
+    #: before it answers 503 with Retry-After; well inside gunicorn's 60 s worker timeout
+    database_busy_seconds: int = 5
+    #: outbound requests (partner cards, deliveries, revocations) may go to loopback addresses: the demo and
+    #: tests only; never set by ``ccm-node init`` ([network] allow_loopback)
+    allow_loopback: bool = False
+    #: other networks outbound requests may go to although they are private (e.g. a VPN between partners),
+    #: as CIDR strings ([network] allow_networks)
+    allow_networks: tuple[str, ...] = ()
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -131,6 +140,9 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
     settings = raw.get("settings", {})
     if not isinstance(settings, dict):
         raise ConfigError("node.toml: [settings] must be a table")
+    network = raw.get("network", {})
+    if not isinstance(network, dict):
+        raise ConfigError("node.toml: [network] must be a table")
     database_url = os.environ.get("CCM_DATABASE_URL") or raw.get("database", {}).get("url") \
         or default_database_url(path)
     try:
@@ -147,6 +159,9 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
             token_days=int(settings.get("token_days", 90)),
             timezone=str(settings.get("timezone", "UTC")),
             erasure_confirm_hours=_positive(settings.get("erasure_confirm_hours", 72), "erasure_confirm_hours"),
+            database_busy_seconds=_positive(settings.get("database_busy_seconds", 5), "database_busy_seconds"),
+            allow_loopback=_flag(network.get("allow_loopback", False), "allow_loopback"),
+            allow_networks=_networks(network.get("allow_networks", [])),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node.toml: invalid setting: {exc}") from None
@@ -156,6 +171,26 @@ def _positive(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"node.toml: [settings] {name} must be a positive whole number")
     return value
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"node.toml: [network] {name} must be true or false")
+    return value
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    import ipaddress
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError('node.toml: [network] allow_networks must be a list of networks, e.g. ["10.8.0.0/16"]')
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"node.toml: [network] allow_networks: {item!r} is not a network "
+                              "(e.g. 10.8.0.0/16)") from None
+    return tuple(value)
 
 
 def default_prefix(node_id: str) -> str:
@@ -215,6 +250,7 @@ def config_for_tests(data_dir: Path, database_url: str | None = None, **override
         "database_url": database_url or default_database_url(data_dir),
         "secret_key": "test-secret-" + "0" * 52,
         "reference_prefix": "GI",
+        "allow_loopback": True,  # tests run their nodes on 127.0.0.1
     }
     values.update(overrides)
     return NodeConfig(**values)

@@ -65,11 +65,18 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """Create the engine for a node's database, with the SQLite pragmas set on every connection."""
+def make_engine(url: str, *, busy_seconds: int = 30, **kwargs: Any) -> sa.Engine:
+    """Create the engine for a node's database, with the SQLite pragmas set on every connection.
+
+    Args:
+        url: the database URL.
+        busy_seconds: how long a statement waits for a locked SQLite database, a PostgreSQL lock or a new
+            PostgreSQL connection before it fails (``OperationalError``; the web app answers 503). The web app
+            waits ``database_busy_seconds`` (5); commands and the delivery worker 30.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = sa.create_engine(url, connect_args={"timeout": busy_seconds}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -77,7 +84,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA secure_delete=ON")  # erased case data is overwritten in the file, not unlinked
             cur.close()
@@ -89,7 +96,10 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         return engine
     # Our indexes live on fast storage; with the default random_page_cost of 4 PostgreSQL prefers sequential
     # scans to count common-name matches (32 ms instead of 9.5 ms at 100,000 cases).
-    connect_args = {"options": "-c random_page_cost=1.1"} if url.startswith("postgresql") else {}
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args = {"options": f"-c random_page_cost=1.1 -c lock_timeout={int(busy_seconds * 1000)}",
+                        "connect_timeout": max(1, int(busy_seconds))}
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
@@ -126,7 +136,7 @@ def make_sessionmaker(engine: sa.Engine) -> orm.sessionmaker[orm.Session]:
     return orm.sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def make_reader_engine(engine: sa.Engine) -> sa.Engine | None:
+def make_reader_engine(engine: sa.Engine, busy_seconds: int = 30) -> sa.Engine | None:
     """For a SQLite engine, an engine on the same file whose connections cannot write (``query_only``) and
     whose transactions begin deferred: a reader sees one committed snapshot from its first statement to its
     rollback and never takes or waits for the write lock. None for other databases (PostgreSQL readers never
@@ -134,13 +144,13 @@ def make_reader_engine(engine: sa.Engine) -> sa.Engine | None:
     """
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None  # (an in-memory database cannot be opened twice)
-    reader = sa.create_engine(engine.url, connect_args={"timeout": 30})
+    reader = sa.create_engine(engine.url, connect_args={"timeout": busy_seconds})
 
     @event.listens_for(reader, "connect")
     def _read_only(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         dbapi_conn.execute("PRAGMA query_only=ON")
-        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
 
     @event.listens_for(reader, "begin")
     def _deferred_begin(conn: sa.Connection) -> None:
@@ -158,7 +168,8 @@ def request_reader() -> orm.Session | None:
     app = current_app
     held = app.extensions.get("ccm_reader")
     if held is None or held[0] != os.getpid():
-        engine = make_reader_engine(app.extensions["ccm"].engine)
+        ctx = app.extensions["ccm"]
+        engine = make_reader_engine(ctx.engine, ctx.config.database_busy_seconds)
         held = (os.getpid(), orm.sessionmaker(bind=engine) if engine is not None else None)
         app.extensions["ccm_reader"] = held
     made: orm.Session | None = held[1]() if held[1] is not None else None
@@ -177,8 +188,12 @@ def request_session() -> orm.Session:
 def close_request_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
-        session.rollback()  # anything the view did not commit is not half-saved
-        session.close()
+        try:
+            session.rollback()  # anything the view did not commit is not half-saved
+        except sa.exc.DBAPIError:
+            pass  # the database went away: nothing of this request was committed, and close() drops the connection
+        finally:
+            session.close()
     reader = g.pop("db_reader", None)
     if reader is not None:
         reader.close()

@@ -8,7 +8,9 @@ Services raise :class:`NodeError` subclasses; the app turns them (and every HTTP
 
 ``errors`` (field-level messages, nested like the request body) and ``code`` are extension members.
 Unexpected exceptions are logged (type and traceback, never request data) and answered with a bare 500
-problem; no traceback ever reaches a client.
+problem; no traceback ever reaches a client. A database that is busy or unreachable (SQLite locked, PostgreSQL
+down, restarting or holding a lock too long) is not a fault of the request: it answers ``503
+database_unavailable`` with ``Retry-After``, and the request's transaction is rolled back, so nothing changed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
+#: Seconds a client is asked to wait before trying again when the database is busy or unreachable.
+DATABASE_RETRY_AFTER = 5
+#: SQLite's words for a database another process holds or that cannot be opened now.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy", "unable to open database")
 
 
 class NodeError(Exception):
@@ -77,6 +84,7 @@ _CODES_BY_STATUS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     409: "conflict", 412: "version_conflict", 413: "too_large", 415: "unsupported_media_type",
     422: "validation_failed", 428: "precondition_required", 429: "too_many_requests", 500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -124,11 +132,41 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return problem(status, _title(status), None, detail, errors, headers)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is busy or unreachable (try again later), not that a statement is wrong.
+
+    SQLite: locked or busy past the busy timeout, or the file cannot be opened. PostgreSQL: any operational
+    error (connection refused or lost, the server shutting down or starting, a lock or statement timeout); a
+    connection found dead; no connection free in the pool in time.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        text = str(exc.orig).lower()
+        return any(words in text for words in _SQLITE_BUSY)
+    return True
+
+
+def handle_database_unavailable() -> Response:
+    return problem(503, "Service Unavailable", "database_unavailable",
+                   "The node's database is busy or unreachable; nothing was changed. Try again shortly.",
+                   headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
     if isinstance(exc, NodeError):
         return handle_node_error(exc)
+    if database_unavailable(exc):
+        log.warning("database busy or unreachable: %s", type(getattr(exc, "orig", exc)).__name__)
+        return handle_database_unavailable()
     log.exception("unhandled %s", type(exc).__name__)
     return problem(500, "Internal Server Error", "internal_error")
 

@@ -13,7 +13,11 @@ from gunicorn.app.base import BaseApplication
 from .config import NodeConfig
 
 GUNICORN_DEFAULTS: dict[str, Any] = {
-    "worker_class": "sync",
+    # Requests are read whole before a thread serves them, with a deadline (node/serve_worker.py): clients
+    # that send slowly cannot take the workers.
+    "worker_class": "node.serve_worker.BufferingWorker",
+    "threads": 4,
+    "worker_connections": 1000,
     "preload_app": True,
     "timeout": 60,
     "graceful_timeout": 20,

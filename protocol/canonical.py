@@ -135,6 +135,8 @@ def _loads(data: bytes | str) -> tuple[Any, bool]:
         raise
     except RecursionError:
         raise MalformedError("JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:
         raise MalformedError(f"not valid JSON: {type(exc).__name__}") from None
     if _too_deep(value, text):

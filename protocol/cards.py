@@ -128,6 +128,8 @@ class NodeCard:
         encryption_key = b64decode(doc["encryption_key"], length=32)
         if doc["signing_kid"] != key_id(signing_key) or doc["encryption_kid"] != key_id(encryption_key):
             raise MalformedError("card: key id does not match key")
+        if signing_key == encryption_key:
+            raise MalformedError("card: the signing and encryption keys must differ")
         base_url = _text(doc, "base_url", MAX_URL_LENGTH)
         if _URL_RE.fullmatch(base_url) is None:
             raise MalformedError("card: base_url is not an http(s) URL")

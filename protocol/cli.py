@@ -175,8 +175,16 @@ def cmd_vectors(args: argparse.Namespace, stdin: BinaryIO, out: BinaryIO) -> Non
     _emit(out, f"ok: {count} vectors recomputed, all match".encode())
 
 
+class _FullOptionsParser(argparse.ArgumentParser):
+    """Options only spelled out in full (``--nod`` is not ``--node-id``), at every level of subcommands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ccm-protocol", description="CCM Exchange protocol tool.")
+    parser = _FullOptionsParser(prog="ccm-protocol", description="CCM Exchange protocol tool.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="generate a node's key file (mode 0600)")

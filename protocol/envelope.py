@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from .canonical import b64decode, b64encode, b64encode_ascii, canonical_bytes
+from .canonical import b64decode, b64encode, b64encode_ascii, canonical_bytes, loads_canonical
 from .errors import MalformedError, UnsupportedVersionError
 from .keys import check_node_id
 from .times import format_time, parse_time
@@ -312,3 +312,14 @@ def parse_inner(doc: object, sender: str) -> tuple[dict[str, Any], str, bytes]:
         raise MalformedError("inner document must carry exactly one signature")
     ((kid, encoded),) = by_key.items()
     return header, check_id(kid, "signature key id"), b64decode(encoded, length=SIGNATURE_BYTES)
+
+
+def envelope_sender(data: bytes) -> str:
+    """The node id an envelope names as its sender (``from``): what its receipt's ``from`` must name.
+
+    Raises:
+        ProtocolError: the bytes are not an envelope (``MalformedError``, ``NonCanonicalError``, ...).
+    """
+    plain = parse_plain_envelope(data)
+    envelope = plain[1] if plain is not None else Envelope.from_json(loads_canonical(data))
+    return envelope.header.sender

@@ -65,21 +65,29 @@ def verify_receipt(
     receipt: object,
     receiver_card: NodeCard,
     *,
+    sender: str | None = None,
     message_id: str | None = None,
     content_hash: str | None = None,
 ) -> Receipt:
-    """Verify a receipt signed by the receiver, optionally against the message the caller sent.
+    """Verify a receipt signed by the receiver, against the message the caller sent (SPEC.md section 7).
+
+    Every member is checked against the message before the signature is (a receipt that answers another
+    message is refused whoever signed it), in this order: shape; ``to`` is the receiver whose card is given;
+    ``from`` is ``sender``; ``message_id``; ``content_hash``; then the signature, with the card's key.
 
     Args:
         receipt: the parsed receipt object.
         receiver_card: the receiver's verified card (its node id must be the receipt's ``to``).
-        message_id: if given, the receipt must acknowledge this message id.
-        content_hash: if given, the receipt must name this content hash (the sender's ``message_hash``).
+        sender: the node that sent the message (the caller itself); the receipt's ``from`` must name it.
+        message_id: the id of the message sent; the receipt must acknowledge it.
+        content_hash: the message's ``message_hash``; the receipt must name it.
+        (A sender checking a receipt for a message it sent MUST give all three; without them only the shape,
+        ``to`` and the signature are checked.)
     Returns:
         The verified receipt.
     Raises:
-        MalformedError: bad shape (``SchemaError``), or not the expected message or content.
-        BadSignatureError: not signed by the receiver's card key, or the signature is wrong.
+        MalformedError: bad shape (``SchemaError``), or another sender, message or content.
+        BadSignatureError: ``to`` is not the card's node, or the signature is not its key's.
     """
     if not isinstance(receipt, Mapping):
         raise MalformedError("receipt must be an object")
@@ -93,9 +101,11 @@ def verify_receipt(
     )
     if parsed.recipient != receiver_card.node_id:
         raise BadSignatureError("receipt not from that receiver")
-    verify_signed_json(receipt, receiver_card.node_id, receiver_card.verify_key)
+    if sender is not None and parsed.sender != sender:
+        raise MalformedError("receipt acknowledges a message of another sender")
     if message_id is not None and parsed.message_id != message_id:
         raise MalformedError("receipt acknowledges another message")
     if content_hash is not None and parsed.content_hash != content_hash:
         raise MalformedError("receipt acknowledges other content")
+    verify_signed_json(receipt, receiver_card.node_id, receiver_card.verify_key)
     return parsed

@@ -5,7 +5,7 @@ The layers, bottom to top (docs/architecture.md draws them):
 
     protocol                                   the wire format, pure
     node core                                  config, db, clock, errors, audit, accounts, auth, api, concurrency,
-                                               command_env
+                                               command_env, outbound
     node.cases                                 the case domain
     node.exchange (models)                     the exchange's shared tables
     trust < delivery < inbox                   the exchange's rooms
@@ -34,7 +34,7 @@ PACKAGES = ("protocol", "node", "admin")
 LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("protocol", 0, ("protocol",)),
     ("node core", 1, ("node.clock", "node.config", "node.db", "node.errors", "node.audit", "node.accounts",
-                      "node.auth", "node.api", "node.concurrency", "node.command_env")),
+                      "node.auth", "node.api", "node.concurrency", "node.command_env", "node.outbound")),
     ("cases", 2, ("node.cases",)),
     ("exchange tables", 3, ("node.exchange", "node.exchange.models")),
     ("trust", 4, ("node.exchange.trust",)),
@@ -44,8 +44,9 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("handovers", 7, ("node.exchange.handovers",)),
     ("chain", 8, ("node.exchange.chain",)),
     ("wiring", 9, ("node.exchange.wiring",)),
-    ("app and admin", 10, ("node.cli", "node.serve", "node.wsgi", "node.migrate", "node.migrations",
-                           "node.demo_network", "node.demo_nodes", "node.demo_story", "node.web", "admin")),
+    ("app and admin", 10, ("node.cli", "node.serve", "node.serve_worker", "node.wsgi", "node.migrate",
+                           "node.migrations", "node.demo_network", "node.demo_nodes", "node.demo_story", "node.web",
+                           "admin")),
 ]
 
 

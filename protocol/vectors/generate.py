@@ -148,6 +148,9 @@ def cards_file() -> list[dict[str, Any]]:
     unendorsed = copy.deepcopy(new_card)
     del unendorsed["signatures"][SE][old_card["signing_kid"]]
     wrong_kid = {**old_card, "signing_kid": party_keys(party(IQ)).skid}
+    one_key = sign_json({**{k: v for k, v in old_card.items() if k != "signatures"},
+                         "encryption_key": old_card["signing_key"], "encryption_kid": old_card["signing_kid"]},
+                        SE, party_keys(party(SE)).signing_key)
     return [
         card, rotated,
         vector("verify", "cards", {"op": "verify", "card": old_card, "now": NOW}),
@@ -158,6 +161,8 @@ def cards_file() -> list[dict[str, Any]]:
         vector("tampered name", "cards", {"op": "verify", "card": {**old_card, "name": "GI"}, "now": NOW},
                "bad_signature"),
         vector("key ids must match keys", "cards", {"op": "verify", "card": wrong_kid, "now": NOW},
+               "malformed"),
+        vector("one key for signing and encryption", "cards", {"op": "verify", "card": one_key, "now": NOW},
                "malformed"),
         vector("rotation accepted", "cards", {"op": "rotate", "old_card": old_card, "new_card": new_card,
                                               "now": "2026-07-01T00:00:00Z"}),
@@ -265,8 +270,8 @@ def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[d
     base = {**open_input(out["envelope"], IQ, [SE]), "op": "make", "received_at": "2026-03-02T10:00:05Z"}
     made = vector("receipt for a handover", "receipts", base)
     receipt = made["expected"]["receipt"]
-    verify = {"op": "verify", "receipt": receipt, "receiver": party(IQ), "message_id": receipt["message_id"],
-              "content_hash": out["message_hash"]}
+    verify = {"op": "verify", "receipt": receipt, "receiver": party(IQ), "sender": SE,
+              "message_id": receipt["message_id"], "content_hash": out["message_hash"]}
     later = open_input(chain[1]["envelope"], IQ, [SE],
                        chain_heads=[[SE, fixed_id("thread/case-2"), chain[0]["message_hash"]]])
     return [
@@ -281,6 +286,15 @@ def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[d
         vector("tampered receipt", "receipts", {**verify, "receipt": {**receipt,
                                                                      "received_at": "2026-03-01T10:00:05Z"}},
                "bad_signature"),
+        vector("receipt for a message of another sender", "receipts", {**verify, "sender": "ba.cldd-sarajevo"},
+               "malformed"),
+        vector("receipt naming another sender, signed by the right receiver", "receipts",
+               {**verify, "receipt": sign_json({k: v for k, v in {**receipt, "from": "ba.cldd-sarajevo"}.items()
+                                                if k != "signatures"}, IQ, party_keys(party(IQ)).signing_key)},
+               "malformed"),
+        vector("receipt for another message, checked before its (broken) signature", "receipts",
+               {**verify, "message_id": fixed_id("another-message"),
+                "receipt": {**receipt, "received_at": "2026-03-01T10:00:05Z"}}, "malformed"),
     ]
 
 

@@ -180,8 +180,8 @@ def _receipts(inp: dict[str, Any]) -> Any:
         opened, _ = _open(inp)
         receipt = make_receipt(party_keys(inp["receiver"]), opened, parse_time(inp["received_at"]))
         return {"receipt": receipt}
-    verified = verify_receipt(inp["receipt"], party_card(inp["receiver"]), message_id=inp.get("message_id"),
-                              content_hash=inp.get("content_hash"))
+    verified = verify_receipt(inp["receipt"], party_card(inp["receiver"]), sender=inp.get("sender"),
+                              message_id=inp.get("message_id"), content_hash=inp.get("content_hash"))
     return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
 
 

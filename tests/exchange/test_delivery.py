@@ -16,6 +16,7 @@ from node.exchange.delivery.transport import DeliveryAnswer
 from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings, start_in_process
 from node.exchange.models import OutboundMessage
 from node.exchange.trust.partners import set_status
+from protocol import canonical_bytes, sign_json
 from tests.exchange.conftest import FlaskTransport, Node, note_body, thread_id
 
 pytestmark = pytest.mark.usefixtures("no_domain_appliers")
@@ -178,6 +179,20 @@ def test_a_bad_receipt_is_not_proof_of_delivery(paired: tuple[Node, Node], make_
     make_worker(gbg).run(once=True)
     assert {m.message_id: (m.status, m.last_error) for m in gbg.outbound()} == {
         gbg.outbound()[0].message_id: ("parked", "bad_receipt"), other.message_id: ("delivered", None)}
+
+
+def test_a_receipt_naming_another_sender_is_not_proof_of_delivery(paired: tuple[Node, Node], make_worker: Worker,
+                                                                  transport: FlaskTransport) -> None:
+    """Signed by the right partner, for the right message and content, but its ``from`` names another node."""
+    gbg, sarajevo = paired
+    message = gbg.send(sarajevo, note_body("x"), thread_id("x"))
+    genuine = json.loads(sarajevo.post_inbox(message.envelope).data)
+    keys = sarajevo.identity.keys
+    forged = sign_json({**{k: v for k, v in genuine.items() if k != "signatures"}, "from": "iq.cldd-baghdad"},
+                       keys.node_id, keys.signing_key)
+    transport.override = lambda url, data: DeliveryAnswer(200, canonical_bytes(forged))
+    make_worker(gbg).run(once=True)
+    assert [(m.status, m.last_error) for m in gbg.outbound()] == [("parked", "bad_receipt")]
 
 
 def test_one_dead_partner_does_not_slow_the_others(nodes: dict[str, Node], make_worker: Worker,

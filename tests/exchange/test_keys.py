@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import nacl.signing
 import pytest
 import sqlalchemy as sa
 
@@ -41,12 +42,14 @@ from protocol import (
     NodeKeys,
     RevokedKeyError,
     canonical_bytes,
+    make_card,
     make_revocation,
     seal,
     sign_json,
     strict_loads,
     verify_receipt,
 )
+from protocol.times import format_time
 from tests.exchange.conftest import AGREEMENT, NODES, POLICY, FlaskTransport, Node, World, note_body, thread_id
 
 Post = tuple[int | None, bytes, str | None]
@@ -246,6 +249,20 @@ def test_announcement_must_be_endorsed_and_come_from_the_key_it_replaces(pair: t
     assert sarajevo.partner(gbg.node_id).signing_kid == rotation.kid
     # the same card once more, now that it is current: it replaces nothing
     assert code(announce(old, new_card.to_json(), "again")) == (400, "malformed")
+
+
+def test_a_rotation_to_a_card_with_the_receivers_own_key_is_refused(pair: tuple[Node, Node]) -> None:
+    """A partner's new card may carry no key another node holds: here the receiver's own encryption key."""
+    gbg, sarajevo = pair
+    old, start = sarajevo.identity.keys, sarajevo.clock.now().replace(microsecond=0)
+    reusing = NodeKeys(old.node_id, nacl.signing.SigningKey.generate(), gbg.identity.keys.encryption_key)
+    card = make_card(reusing, name=sarajevo.identity.card.name, base_url=sarajevo.identity.card.base_url,
+                     valid_from=start, valid_until=start + timedelta(days=365), previous=old)
+    body = {"new_card": card.to_json(), "effective_at": format_time(start),
+            "overlap_until": format_time(start + timedelta(days=30))}
+    message = sarajevo.send(gbg, body, keys_thread(old.node_id), msg_type="key_rotated")
+    assert code(gbg.post_inbox(message.envelope)) == (400, "malformed")
+    assert gbg.partner(sarajevo.node_id).signing_kid == old.skid and gbg.inbound() == []
 
 
 def test_rotation_refusals_change_nothing(pair: tuple[Node, Node]) -> None:

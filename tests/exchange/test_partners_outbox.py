@@ -6,15 +6,18 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import nacl.public
+import nacl.signing
 import pytest
 
 from node.errors import ValidationFailed
 from node.exchange.delivery.outbox import MessageRejected, enqueue, messages_for_case
 from node.exchange.models import OutboundMessage, Partner
 from node.exchange.trust.keystore import load_identity
+from node.exchange.trust.partner_keys import KeyReuse
 from node.exchange.trust.partners import (
     CardFetchError,
     FingerprintMismatch,
@@ -29,7 +32,7 @@ from node.exchange.trust.partners import (
     set_agreement,
     set_status,
 )
-from protocol import canonical_bytes, strict_loads
+from protocol import NodeKeys, canonical_bytes, make_card, sign_json, strict_loads
 from tests.exchange.conftest import AGREEMENT, Node, note_body, thread_id
 
 pytestmark = pytest.mark.usefixtures("no_domain_appliers")
@@ -78,6 +81,66 @@ def test_own_card_duplicate_partner_and_bad_agreement_are_refused(gbg: Node, sar
     with pytest.raises(PartnerExists):
         _add(gbg, sarajevo.card_bytes(), sarajevo.identity.keys.fingerprint())
     assert gbg.count(Partner) == 1
+
+
+def _card_with(node_id: str, signing: nacl.signing.SigningKey, encryption: nacl.public.PrivateKey,
+               now: datetime) -> tuple[bytes, str]:
+    """A valid self-signed card of ``node_id`` with the given keys, and its fingerprint."""
+    card = make_card(NodeKeys(node_id, signing, encryption), name="Elsewhere", base_url="http://elsewhere.test",
+                     valid_from=now, valid_until=now + timedelta(days=365))
+    return canonical_bytes(card.to_json()), card.fingerprint()
+
+
+@pytest.mark.parametrize(("reused", "message"), [
+    ("signing", r"signing key of the card of iq\.elsewhere \(\S+\) is the signing key of partner "
+                r"ba\.cldd-sarajevo"),
+    ("encryption", r"encryption key of the card of iq\.elsewhere \(\S+\) is the encryption key of partner "
+                   r"ba\.cldd-sarajevo"),
+])
+def test_a_card_with_another_partners_key_is_refused(gbg: Node, sarajevo: Node, reused: str,
+                                                      message: str) -> None:
+    _add(gbg, sarajevo.card_bytes(), sarajevo.identity.keys.fingerprint())
+    theirs = sarajevo.identity.keys
+    signing = theirs.signing_key if reused == "signing" else nacl.signing.SigningKey.generate()
+    encryption = theirs.encryption_key if reused == "encryption" else nacl.public.PrivateKey.generate()
+    card, fingerprint = _card_with("iq.elsewhere", signing, encryption, gbg.clock.now())
+    with pytest.raises(KeyReuse, match=message):
+        _add(gbg, card, fingerprint)
+    assert gbg.count(Partner) == 1
+
+
+def test_a_partners_card_trusted_again_may_not_take_another_partners_key(gbg: Node, sarajevo: Node,
+                                                                         nodes: dict[str, Node]) -> None:
+    """Refreshing a known partner's card (partner add again, e.g. after it revoked its key) checks it too."""
+    baghdad = nodes["baghdad"]
+    _add(gbg, sarajevo.card_bytes(), sarajevo.identity.keys.fingerprint())
+    _add(gbg, baghdad.card_bytes(), baghdad.identity.keys.fingerprint())
+    card, fingerprint = _card_with(sarajevo.node_id, baghdad.identity.keys.signing_key,
+                                   nacl.public.PrivateKey.generate(), gbg.clock.now())
+    with pytest.raises(KeyReuse, match=r"is the signing key of partner iq\.cldd-baghdad"):
+        _add(gbg, card, fingerprint)
+    assert gbg.partner(sarajevo.node_id).signing_kid == sarajevo.identity.keys.skid
+
+
+def test_a_card_with_one_key_for_both_uses_is_refused(gbg: Node) -> None:
+    signing = nacl.signing.SigningKey.generate()
+    card = strict_loads(_card_with("iq.elsewhere", signing, nacl.public.PrivateKey.generate(), gbg.clock.now())[0])
+    unsigned = {k: v for k, v in card.items() if k != "signatures"}
+    unsigned["encryption_key"], unsigned["encryption_kid"] = card["signing_key"], card["signing_kid"]
+    one_key = sign_json(unsigned, "iq.elsewhere", signing)
+    with pytest.raises(InvalidCard, match="not valid \\(malformed\\)"):
+        _add(gbg, canonical_bytes(one_key), "0" * 60)
+    assert gbg.count(Partner) == 0
+
+
+def test_a_card_with_this_nodes_own_key_is_refused(gbg: Node) -> None:
+    own = gbg.identity.keys
+    card, fingerprint = _card_with("iq.elsewhere", own.signing_key, nacl.public.PrivateKey.generate(),
+                                   gbg.clock.now())
+    with gbg.sessionmaker() as session, pytest.raises(KeyReuse, match="is a key of this node"):
+        add_partner(session, card_data=card, fingerprint=fingerprint, agreement=AGREEMENT, now=gbg.clock.now(),
+                    own_node_id=gbg.node_id, own_kids=gbg.identity.own_kids)
+    assert gbg.count(Partner) == 0
 
 
 def test_expired_card_is_refused(gbg: Node, sarajevo: Node) -> None:

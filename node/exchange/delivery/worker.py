@@ -40,6 +40,7 @@ from node.exchange.delivery.transport import DeliveryAnswer, HttpTransport, Tran
 from node.exchange.delivery.wakeup import Waker
 from protocol import NodeCard, canonical_bytes, strict_loads, verify_receipt
 from protocol.cards import card_from_bytes
+from protocol.envelope import envelope_sender
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,8 @@ class DeliveryWorker:
             # the connection). Try again: the partner answers the retransmission with the receipt it stored.
             return Outcome(item, Verdict.RETRY, error="incomplete_answer")
         try:
-            verify_receipt(receipt, self._card(item), message_id=item.message_id,
-                           content_hash=item.message_hash)
+            verify_receipt(receipt, self._card(item), sender=envelope_sender(item.envelope),
+                           message_id=item.message_id, content_hash=item.message_hash)
         except ProtocolError as exc:
             log.warning("delivery %s to %s: the receipt does not verify (%s)", item.message_id,
                         item.recipient, exc.code)

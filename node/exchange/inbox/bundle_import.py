@@ -172,7 +172,8 @@ def _import_receipts(session: orm.Session, opened: OpenedBundle, partner: Partne
         try:
             if message is None:
                 raise MalformedError("receipt for no message sent to this partner")
-            verify_receipt(receipt, card, message_id=message.message_id, content_hash=message.message_hash)
+            verify_receipt(receipt, card, sender=opened.recipient, message_id=message.message_id,
+                           content_hash=message.message_hash)
         except ProtocolError as exc:
             results.append(ItemResult(index, None, REFUSED, exc.code))
             continue

@@ -84,7 +84,8 @@ def _reader(app: Flask) -> orm.Session | None:
         return None
     held = app.extensions.get("ccm_exchange_reader")
     if held is None or held[0] != os.getpid():  # made after gunicorn forked, once per worker
-        reader_engine = sa.create_engine(engine.url, connect_args={"timeout": 30})
+        busy = app.extensions["ccm"].config.database_busy_seconds
+        reader_engine = sa.create_engine(engine.url, connect_args={"timeout": busy})
 
         @event.listens_for(reader_engine, "connect")
         def _read_only(dbapi_conn: Any, _record: Any) -> None:

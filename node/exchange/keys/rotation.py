@@ -32,7 +32,7 @@ from node.exchange.delivery.outbox import enqueue
 from node.exchange.models import InboundMessage, Partner
 from node.exchange.trust.key_files import KeyChange, KeyHistory, RetiredGeneration
 from node.exchange.trust.keystore import CARD_VALIDITY, load_identity
-from node.exchange.trust.partner_keys import install_card, revocations
+from node.exchange.trust.partner_keys import KeyReuse, check_key_reuse, install_card, revocations
 from node.exchange.trust.partners import list_partners, partner_card
 from protocol import (
     BoxCache,
@@ -127,7 +127,8 @@ def apply_key_rotated(session: orm.Session, *, message: InboundMessage, opened: 
     """Take a partner's new card: endorsed by the key it replaces, which also signed the announcement.
 
     Raises:
-        MalformedError: not announced with the current key, or not a card replacing it.
+        MalformedError: not announced with the current key, not a card replacing it, or a card carrying a key
+            another partner or this node holds (``check_key_reuse``).
         RevokedKeyError / BadSignatureError / ExpiredError / NotYetValidError: ``verify_rotation`` refuses.
     """
     if opened.skid != partner.signing_kid:
@@ -135,6 +136,10 @@ def apply_key_rotated(session: orm.Session, *, message: InboundMessage, opened: 
     card = NodeCard.from_json(opened.body["new_card"])
     verify_rotation(partner_card(partner), card, now,
                     revoked=frozenset(r.kid for r in revocations(session, partner)))
+    try:
+        check_key_reuse(session, card, partner_id=partner.id, own_kids={keys.skid, keys.ekid})
+    except KeyReuse as exc:
+        raise MalformedError(f"key_rotated: {exc.detail}") from None
     previous = partner.signing_kid
     install_card(session, partner, card, trusted_by="rotation", now=now,
                  previous_until=parse_time(opened.body["overlap_until"]))

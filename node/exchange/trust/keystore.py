@@ -147,6 +147,12 @@ class NodeIdentity:
     history: KeyHistory = field(default_factory=KeyHistory)
     stamp: tuple[Any, ...] = ()
 
+    @property
+    def own_kids(self) -> frozenset[str]:
+        """Every key id this node has held: current, retired and revoked (no partner's card may carry one)."""
+        return frozenset({self.keys.skid, self.keys.ekid,
+                          *(kid for g in self.history.retired for kid in (g.skid, g.ekid))})
+
     def accepted_retired(self, now: datetime) -> tuple[NodeKeys, ...]:
         """The retired keys still accepted at ``now`` (their overlap has not ended; not revoked)."""
         return tuple(r.keys for r in self.retired if r.accepted(now))

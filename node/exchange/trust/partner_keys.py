@@ -13,7 +13,7 @@ for verifying the partner's messages and signatures.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ import nacl.signing
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from node.errors import Conflict
 from node.exchange.models import OutboundMessage, Partner
 from node.exchange.trust.models import KeyRevocation, PartnerKey
 from protocol import (
@@ -37,6 +38,7 @@ from protocol import (
     verify_signed_json,
 )
 from protocol.cards import card_from_bytes
+from protocol.envelope import envelope_sender
 
 
 def card_text(card: NodeCard) -> str:
@@ -134,6 +136,48 @@ def install_card(session: orm.Session, partner: Partner, card: NodeCard, *, trus
     return generation
 
 
+class KeyReuse(Conflict):
+    """A card carries a key that is already another node's, or one key for both uses (SPEC.md 3.1)."""
+
+    code = "key_reuse"
+
+
+def check_key_reuse(session: orm.Session, card: NodeCard, *, partner_id: int | None,
+                    own_kids: Collection[str] = ()) -> None:
+    """Refuse a card whose signing or encryption key another partner holds or held, or this node does.
+
+    A key belongs to one node: a card that reuses one (a partner's current or earlier key, or one of this
+    node's own) would let one node's messages pass for another's. A card's two keys must differ too
+    (``protocol`` refuses such a card as malformed before it gets here).
+
+    Args:
+        card: the verified card about to be trusted (partner add, a card trusted again, a rotation).
+        partner_id: the partner the card is for, whose own earlier keys it may carry; None for a new partner.
+        own_kids: every key id of this node (``NodeIdentity.own_kids``).
+    Raises:
+        KeyReuse: naming the key, its use on the card, and the node that holds it.
+    """
+    uses = {card.skid: "signing", card.ekid: "encryption"}
+    if card.skid == card.ekid:
+        raise KeyReuse(f"the card of {card.node_id} uses one key ({card.skid}) for signing and encryption: "
+                       "not trusted, nothing stored")
+    for kid, use in uses.items():
+        if kid in own_kids:
+            raise KeyReuse(f"the {use} key of the card of {card.node_id} ({kid}) is a key of this node: not "
+                           "trusted, nothing stored")
+    held = session.execute(
+        sa.select(Partner.node_id, PartnerKey.signing_kid, PartnerKey.encryption_kid)
+        .join(Partner, Partner.id == PartnerKey.partner_id)
+        .where(sa.or_(PartnerKey.signing_kid.in_(uses), PartnerKey.encryption_kid.in_(uses)),
+               PartnerKey.partner_id != (partner_id if partner_id is not None else -1))
+        .order_by(Partner.node_id).limit(1)).first()
+    if held is not None:
+        kid = held.signing_kid if held.signing_kid in uses else held.encryption_kid
+        their = "signing" if held.signing_kid == kid else "encryption"
+        raise KeyReuse(f"the {uses[kid]} key of the card of {card.node_id} ({kid}) is the {their} key of partner "
+                       f"{held.node_id}: a key belongs to one node only; not trusted, nothing stored")
+
+
 class RevocationSigners:
     """Which of a partner's cards may sign the revocation of a key id (SPEC.md 3.3, "a card the verifier
     trusts"): its current card and the cards still in their overlap, unless revoked; and the card the key id
@@ -228,4 +272,5 @@ def verify_stored_receipt(session: orm.Session, message: OutboundMessage) -> Rec
     receipt = strict_loads(message.receipt)
     generation = _signing_generation(session, partner, receipt, message.delivered_at)
     return verify_receipt(receipt, card_from_bytes(generation.card.encode("utf-8")),
-                          message_id=message.message_id, content_hash=message.message_hash)
+                          sender=envelope_sender(message.envelope), message_id=message.message_id,
+                          content_hash=message.message_hash)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from sqlalchemy import orm
 from node.audit import record as audit
 from node.errors import Conflict, NodeError, NotFound, ValidationFailed
 from node.exchange.models import OutboundMessage, Partner
-from node.exchange.trust.partner_keys import card_text, install_card, revoked_kids
+from node.exchange.trust.partner_keys import card_text, check_key_reuse, install_card, revoked_kids
 from protocol import NodeCard, b64encode, verify_card
 from protocol.cards import card_from_bytes
 from protocol.envelope import check_agreement
@@ -149,6 +149,7 @@ def add_partner(
     now: datetime,
     own_node_id: str,
     retention_days: int | None = None,
+    own_kids: Collection[str] = (),
 ) -> Partner:
     """Trust a partner: verify its card, compare the confirmed fingerprint, store it (no commit).
 
@@ -159,12 +160,14 @@ def add_partner(
         now: the current time.
         own_node_id: this node's id (a node does not trust itself).
         retention_days: how long data received from the partner is kept, if agreed.
+        own_kids: every key id of this node (a partner's card may carry none of them).
     Returns:
         The new partner row (flushed), or the existing one trusted again with the card's keys.
     Raises:
         InvalidCard: not a valid, self-signed card valid now, this node's own card, or a revoked key.
         FingerprintMismatch: the card's fingerprint is not the confirmed one.
         PartnerExists: the node is already a partner with these keys.
+        KeyReuse: a key of the card is another partner's or this node's (``partner_keys.check_key_reuse``).
         ValidationFailed: a malformed agreement id or retention.
     """
     try:
@@ -182,9 +185,11 @@ def add_partner(
     if retention_days is not None and not 1 <= retention_days <= 3650:
         raise ValidationFailed("retention days must be between 1 and 3650")
     existing = session.scalar(sa.select(Partner).where(Partner.node_id == card.node_id))
+    if existing is not None and existing.signing_kid == card.skid and existing.status not in ("key_revoked",
+                                                                                              "revoked"):
+        raise PartnerExists(f"{card.node_id} is already a partner")
+    check_key_reuse(session, card, partner_id=existing.id if existing is not None else None, own_kids=own_kids)
     if existing is not None:
-        if existing.signing_kid == card.skid and existing.status not in ("key_revoked", "revoked"):
-            raise PartnerExists(f"{card.node_id} is already a partner")
         return _trust_again(session, existing, card, agreement=agreement, retention_days=retention_days, now=now)
     partner = Partner(
         node_id=card.node_id, name=card.name, base_url=card.base_url, card=card_text(card),
