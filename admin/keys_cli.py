@@ -90,6 +90,7 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.keys.revocation import revoke_keys
     from node.exchange.keys.revocation_sending import send_revocations
     from node.exchange.trust.key_files import install_key_change, key_change_lock
+    from node.outbound import OutboundPolicy
 
     with refusals(), key_change_lock(env.config.data_dir), env.session() as session:
         revocation = revoke_keys(session, env.config, now=env.clock.now(), reason=args.reason, kid=args.kid)
@@ -105,7 +106,8 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
         print("not sent: run 'ccm-node keys revocation-send' or 'ccm-node keys revocation-file'")
         return 0
     with refusals(), env.session() as session:
-        outcomes = send_revocations(session, revocation.statements, timeout=args.timeout)
+        outcomes = send_revocations(session, revocation.statements, timeout=args.timeout,
+                                    policy=OutboundPolicy.from_config(env.config))
     _print_outcomes(outcomes)
     return 0
 
@@ -113,13 +115,15 @@ def _revoke(env: Env, args: argparse.Namespace) -> int:
 def _revocation_send(env: Env, args: argparse.Namespace) -> int:
     from node.exchange.keys.revocation_sending import send_revocations
     from node.exchange.trust.key_files import load_history
+    from node.outbound import OutboundPolicy
 
     with refusals():
         statements = list(load_history(env.config.data_dir).revocations)
     if not statements:
         raise AdminError("this node has revoked no key")
     with refusals(), env.session() as session:
-        outcomes = send_revocations(session, statements, partners=args.partner, timeout=args.timeout)
+        outcomes = send_revocations(session, statements, partners=args.partner, timeout=args.timeout,
+                                    policy=OutboundPolicy.from_config(env.config))
     if _print_outcomes(outcomes):
         raise AdminError("some partners did not take the revocations (see above)")
     return 0
@@ -164,7 +168,7 @@ def _revocation_import(env: Env, args: argparse.Namespace) -> int:
     print(f"{node_id}: {len(result.revoked)} key id(s) newly revoked, {result.known} known already")
     if status == "key_revoked":
         print(f"{node_id} is NOT TRUSTED any more: it revoked its current key. Check its new fingerprint with its "
-              f"administrator, then: ccm-node partner add NEW_CARD_FILE_OR_URL --fingerprint ...")
+              f"administrator, then: ccm-node partner add NEW_CARD_URL --fingerprint ...")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     ccm-node card                                   this node's signed card (JSON), for partners
     ccm-node fingerprint                            the fingerprint to read out to a partner's administrator
-    ccm-node partner add CARD_FILE_OR_URL --fingerprint FP [--agreement ID] [--retention-days N]
+    ccm-node partner add CARD_URL | --card-file FILE  --fingerprint FP [--agreement ID] [--retention-days N]
     ccm-node partner list
     ccm-node partner suspend|resume|revoke PARTNER
     ccm-node partner agreement PARTNER AGREEMENT_ID
@@ -39,10 +39,17 @@ def _fingerprint(env: Env, _args: argparse.Namespace) -> int:
 
 
 def _partner_add(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.trust.partners import add_partner, read_card_source
+    from node.exchange.trust.partners import add_partner, fetch_card, read_card_file
+    from node.outbound import OutboundPolicy
 
+    if (args.url is None) == (args.card_file is None):
+        raise AdminError("give the partner's card URL, or --card-file FILE for a card you received as a file "
+                         "(not both)")
     with refusals(), env.session() as session:
-        card_data = read_card_source(args.source, timeout=args.timeout)
+        if args.card_file is not None:
+            card_data = read_card_file(args.card_file)
+        else:
+            card_data = fetch_card(args.url, policy=OutboundPolicy.from_config(env.config), timeout=args.timeout)
         partner = add_partner(session, card_data=card_data, fingerprint=args.fingerprint,
                               agreement=args.agreement, now=env.clock.now(), own_node_id=env.config.node_id,
                               retention_days=args.retention_days, own_kids=node_identity(env).own_kids)
@@ -65,7 +72,7 @@ def _partner_list(env: Env, _args: argparse.Namespace) -> int:
                   f"{backoff}\t{p.name}")
             if p.status == "key_revoked":
                 print(f"  NOT TRUSTED: {p.node_id} revoked its current key. Check its new fingerprint with its "
-                      "administrator, then: ccm-node partner add NEW_CARD_FILE_OR_URL --fingerprint ...")
+                      "administrator, then: ccm-node partner add NEW_CARD_URL --fingerprint ...")
     return 0
 
 
@@ -136,7 +143,9 @@ def _retention(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
 
 def _deliver(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
+    from node.exchange.delivery.transport import HttpTransport
     from node.exchange.delivery.worker import DeliveryWorker, load_settings
+    from node.outbound import OutboundPolicy
 
     try:
         settings = load_settings(env.config, parallel=args.parallel, lease_seconds=args.lease_seconds,
@@ -145,7 +154,8 @@ def _deliver(env: Env, args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise AdminError(f"delivery settings: {exc}") from None
     sessionmaker = make_sessionmaker(env.engine)
-    worker = DeliveryWorker(sessionmaker=sessionmaker, clock=env.clock, settings=settings)
+    worker = DeliveryWorker(sessionmaker=sessionmaker, clock=env.clock, settings=settings,
+                            transport=HttpTransport(policy=OutboundPolicy.from_config(env.config)))
     stop = threading.Event()
     if args.once:
         stop.set()  # retention runs once, before the delivery
@@ -172,7 +182,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("partner", help="trusted partner nodes")
     psub = p.add_subparsers(dest="partner_command", required=True, metavar="ACTION")
     add = psub.add_parser("add", help="trust a partner after confirming its fingerprint out of band")
-    add.add_argument("source", metavar="CARD_FILE_OR_URL")
+    add.add_argument("url", nargs="?", metavar="CARD_URL",
+                     help="the partner's card URL, or its base URL (https://...); only public addresses")
+    add.add_argument("--card-file", metavar="FILE", help="read the card from this file instead of a URL")
     add.add_argument("--fingerprint", required=True, help="the fingerprint the partner read out to you")
     add.add_argument("--agreement", help="the id of the data-sharing agreement signed with the partner")
     add.add_argument("--retention-days", type=int)

@@ -240,6 +240,24 @@ def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url
         fh.write(secrets.token_hex(32))
 
 
+def allow_loopback(data_dir: Path) -> None:
+    """Let a node connect to partners on loopback addresses (``[network] allow_loopback = true``): for a
+    network of nodes on one machine, the demo's and the tests'. Never for a production node, and never
+    written by ``ccm-node init``.
+
+    Raises:
+        ConfigError: the directory holds no node, or its ``node.toml`` has a ``[network]`` table already.
+    """
+    path = data_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run 'ccm-node init' first")
+    text = path.read_text(encoding="utf-8")
+    if "[network]" in text:
+        raise ConfigError(f"{path} has a [network] table already: set allow_loopback there")
+    path.write_text(text.rstrip("\n") + "\n\n# Partners on this machine (a demo or test network): never on a "
+                    "production node.\n[network]\nallow_loopback = true\n", encoding="utf-8")
+
+
 def config_for_tests(data_dir: Path, database_url: str | None = None, **overrides: Any) -> NodeConfig:
     """A configuration for tests, without touching files other than the data directory."""
     values: dict[str, Any] = {

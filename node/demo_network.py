@@ -32,6 +32,7 @@ from pathlib import Path
 import requests
 
 from .clock import SystemClock
+from .config import allow_loopback
 from .demo_nodes import NETWORK, Command, DemoError, DemoNode, run_command
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo logins, never a real node
@@ -96,6 +97,7 @@ class Network:
             node.url = f"http://127.0.0.1:{free_port(node.spec.port)}"
             run_command(self.command, "init", "--data-dir", str(node.data_dir), "--node-id", node.spec.node_id,
                         "--name", node.spec.name, "--url", node.url)
+            allow_loopback(node.data_dir)  # the four nodes reach each other on 127.0.0.1
             self._add_staff(node)
         for node in self.nodes:
             self._tokens(node)

@@ -170,7 +170,7 @@ def open_connection(url: str, *, timeout: float, policy: OutboundPolicy,
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("only http:// and https:// URLs with a host can be fetched")
-    port = parts.port  # raises ValueError for a port out of range
+    port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError for a port out of range
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         return GuardedHTTPSConnection(parts.hostname, port, timeout=timeout, policy=policy, context=tls), target

@@ -24,6 +24,8 @@ from typing import Any
 
 import requests
 
+from node.config import allow_loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,6 +60,7 @@ class NodeProcess:
     def init(self) -> None:
         extra = ["--database-url", self.database_url] if self.database_url else []
         self.cli("init", "--node-id", self.node_id, "--name", self.name, "--url", self.url, *extra)
+        allow_loopback(self.data_dir)  # the test network's nodes reach each other on 127.0.0.1
 
     def user(self, username: str, role: str, team: str | None = None) -> str:
         """Add a user and return a fresh API token for them."""
@@ -124,12 +127,12 @@ class NodeProcess:
 
     def trust(self, other: NodeProcess, agreement: str | None, *, by_url: bool = False) -> None:
         """Add ``other`` as a partner after checking its fingerprint (its card from a file, or its URL)."""
-        source = other.url
+        source = [other.url]
         if not by_url:
             card_file = self.data_dir.parent / f"{other.node_id}.card.json"
             card_file.write_text(other.cli("card").stdout, encoding="utf-8")
-            source = str(card_file)
-        self.cli("partner", "add", source, "--fingerprint", other.fingerprint(),
+            source = ["--card-file", str(card_file)]
+        self.cli("partner", "add", *source, "--fingerprint", other.fingerprint(),
                  *(["--agreement", agreement] if agreement else []))
 
     def stop_process(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,

@@ -48,8 +48,8 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureF
         card_file = tmp_path / f"{other.name}.card.json"
         card_file.write_text(run(capsys, other, "card")[1], encoding="utf-8")
         fingerprint = run(capsys, other, "fingerprint")[1].strip()
-        assert run(capsys, me, "partner", "add", str(card_file), "--fingerprint", fingerprint, "--agreement",
-                   "dsa-1")[0] == 0
+        assert run(capsys, me, "partner", "add", "--card-file", str(card_file), "--fingerprint", fingerprint,
+                   "--agreement", "dsa-1")[0] == 0
     config = load_config(gbg)
     engine = make_engine(config.database_url)
     now = SystemClock().now()

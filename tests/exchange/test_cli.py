@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from node.clock import SystemClock
-from node.config import load_config
+from node.config import allow_loopback, load_config
 from node.db import make_engine, make_sessionmaker
 from node.exchange.delivery.outbox import enqueue
 from node.exchange.trust.keystore import load_identity
@@ -51,14 +51,14 @@ def test_partner_commands(two: tuple[Path, Path], capsys: pytest.CaptureFixture[
     fingerprint = run(capsys, sarajevo, "fingerprint")[1].strip()
     wrong = run(capsys, gbg, "fingerprint")[1].strip()
 
-    code, out, err = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", wrong,
+    code, out, err = run(capsys, gbg, "partner", "add", "--card-file", str(card_file), "--fingerprint", wrong,
                          "--agreement", "dsa-1")
     assert code == 1 and out == "" and err.count("\n") == 1 and "does not match" in err
     assert run(capsys, gbg, "partner", "list")[1] == ""
 
-    code, out, _ = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint)
+    code, out, _ = run(capsys, gbg, "partner", "add", "--card-file", str(card_file), "--fingerprint", fingerprint)
     assert code == 0 and "trusted partner ba.cldd-sarajevo" in out and "no agreement recorded" in out
-    code, _, err = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint)
+    code, _, err = run(capsys, gbg, "partner", "add", "--card-file", str(card_file), "--fingerprint", fingerprint)
     assert code == 1 and "already a partner" in err
     assert "(no agreement)" in run(capsys, gbg, "partner", "list")[1]
     assert run(capsys, gbg, "partner", "agreement", "ba.cldd-sarajevo", "dsa-1")[0] == 0
@@ -71,9 +71,48 @@ def test_partner_commands(two: tuple[Path, Path], capsys: pytest.CaptureFixture[
     assert code == 1 and "revoked" in err
     code, _, err = run(capsys, gbg, "partner", "suspend", "nobody")
     assert code == 1 and "no partner" in err
-    code, _, err = run(capsys, gbg, "partner", "add", str(gbg / "missing.json"), "--fingerprint", "1")
+    code, _, err = run(capsys, gbg, "partner", "add", "--card-file", str(gbg / "missing.json"), "--fingerprint", "1")
     assert code == 1 and "cannot read" in err
     assert run(capsys, gbg, "audit", "verify")[0] == 0
+
+
+@pytest.mark.parametrize("url", [
+    "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://127.1/", "http://2130706433/",
+    "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://192.168.1.1/", "http://172.16.0.1/",
+    "http://[fd00::1]/", "http://[fe80::1]/", "http://localhost:8701/", "http://[::1]/", "http://224.0.0.1/",
+])
+def test_partner_add_never_fetches_from_a_local_or_private_address(two: tuple[Path, Path], url: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``ccm-node init`` allows only public addresses; nothing is fetched, nothing stored, one line."""
+    gbg, _ = two
+    code, out, err = run(capsys, gbg, "partner", "add", url, "--fingerprint", "1" * 60)
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert "this node does not connect to it" in err and url.rstrip("/").split("/")[2].strip("[]") in err
+    assert run(capsys, gbg, "partner", "list")[1] == ""
+
+
+def test_partner_add_reads_a_file_only_when_asked(two: tuple[Path, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    gbg, sarajevo = two
+    card_file = gbg.parent / "sarajevo-card.json"
+    card_file.write_text(run(capsys, sarajevo, "card")[1], encoding="utf-8")
+    code, _, err = run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", "1")
+    assert code == 1 and "is not an http:// or https:// URL" in err and "--card-file" in err
+    code, _, err = run(capsys, gbg, "partner", "add", "--fingerprint", "1")
+    assert code == 1 and "--card-file FILE" in err
+    code, _, err = run(capsys, gbg, "partner", "add", "https://x.example", "--card-file", str(card_file),
+                       "--fingerprint", "1")
+    assert code == 1 and "not both" in err
+
+
+def test_partner_add_names_the_url_and_the_cause(two: tuple[Path, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    gbg, _ = two
+    allow_loopback(gbg)
+    port = closed_port()
+    code, _, err = run(capsys, gbg, "partner", "add", f"http://127.0.0.1:{port}", "--fingerprint", "1")
+    assert code == 1 and err == (f"ccm-node: cannot fetch the card from http://127.0.0.1:{port}/federation/v1/card: "
+                                 "connection refused (nothing listens there)\n")
 
 
 def test_queue_and_deliver(two: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +120,9 @@ def test_queue_and_deliver(two: tuple[Path, Path], capsys: pytest.CaptureFixture
     card_file = gbg.parent / "sarajevo-card.json"
     card_file.write_text(run(capsys, sarajevo, "card")[1], encoding="utf-8")
     fingerprint = run(capsys, sarajevo, "fingerprint")[1].strip()
-    run(capsys, gbg, "partner", "add", str(card_file), "--fingerprint", fingerprint, "--agreement", "dsa-1")
+    allow_loopback(gbg)  # Sarajevo's card names a loopback address: a test network
+    run(capsys, gbg, "partner", "add", "--card-file", str(card_file), "--fingerprint", fingerprint,
+        "--agreement", "dsa-1")
     assert run(capsys, gbg, "queue")[1] == "the outbox is empty\n"
 
     config = load_config(gbg)

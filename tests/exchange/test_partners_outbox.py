@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -28,12 +29,14 @@ from node.exchange.trust.partners import (
     PartnerStateError,
     add_partner,
     fetch_card,
-    read_card_source,
     set_agreement,
     set_status,
 )
+from node.outbound import OutboundPolicy
 from protocol import NodeKeys, canonical_bytes, make_card, sign_json, strict_loads
 from tests.exchange.conftest import AGREEMENT, Node, note_body, thread_id
+
+LOOPBACK = OutboundPolicy(allow_loopback=True)  # the card server of these tests listens on 127.0.0.1
 
 pytestmark = pytest.mark.usefixtures("no_domain_appliers")
 
@@ -236,12 +239,14 @@ def test_a_body_outside_its_schema_is_rejected_with_field_errors(paired: tuple[N
 
 class _CardServer(http.server.ThreadingHTTPServer):
     routes: dict[str, Any]
+    hits = 0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _CardServer
 
     def do_GET(self) -> None:
+        self.server.hits += 1
         route = self.server.routes.get(self.path)
         if route is None:
             self.send_response(404)
@@ -279,7 +284,7 @@ def test_card_fetched_by_url_is_trusted_after_the_fingerprint_check(card_server:
                                                                     sarajevo: Node) -> None:
     card_server.routes["/federation/v1/card"] = (200, sarajevo.card_bytes(), 0, {})
     base = f"http://127.0.0.1:{card_server.server_address[1]}"
-    data = read_card_source(base)  # a bare base URL gets the card path
+    data = fetch_card(base, policy=LOOPBACK)  # a bare base URL gets the card path
     _add(gbg, data, sarajevo.identity.keys.fingerprint())
     assert gbg.partner("ba.cldd-sarajevo").name == "CLDD Sarajevo"
 
@@ -295,14 +300,14 @@ def test_card_fetch_is_bounded(card_server: _CardServer, route: tuple[Any, ...],
     card_server.routes["/card.json"] = route
     started = time.monotonic()
     with pytest.raises(CardFetchError, match=message):
-        fetch_card(f"http://127.0.0.1:{card_server.server_address[1]}/card.json", timeout=0.3)
+        fetch_card(f"http://127.0.0.1:{card_server.server_address[1]}/card.json", policy=LOOPBACK, timeout=0.3)
     assert time.monotonic() - started < 2
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/card", "gopher://x"])
 def test_only_http_urls_are_fetched(url: str) -> None:
     with pytest.raises(CardFetchError, match="only http"):
-        fetch_card(url)
+        fetch_card(url, policy=LOOPBACK)
 
 
 def test_unreachable_card_url_fails_cleanly() -> None:
@@ -311,5 +316,30 @@ def test_unreachable_card_url_fails_cleanly() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(CardFetchError, match="cannot fetch the card"):
-        fetch_card(f"http://127.0.0.1:{port}/", timeout=1)
+    with pytest.raises(CardFetchError, match=f"cannot fetch the card from http://127.0.0.1:{port}/federation/v1/card: "
+                                             "connection refused"):
+        fetch_card(f"http://127.0.0.1:{port}/", policy=LOOPBACK, timeout=1)
+
+
+@pytest.mark.parametrize(("host", "reason"), [
+    ("[::ffff:127.0.0.1]", "loopback"), ("0.0.0.0", "unspecified"), ("127.1", "loopback"),
+    ("2130706433", "loopback"), ("169.254.169.254", "link-local"), ("10.1.2.3", "private"),
+    ("192.168.0.10", "private"), ("172.20.0.1", "private"), ("100.64.0.1", "non-public"), ("[fc00::5]", "private"),
+    ("[fe80::1]", "link-local"), ("224.0.0.251", "multicast"), ("[::]", "unspecified"), ("[::1]", "loopback"),
+    ("[2002:7f00:1::]", "loopback"), ("[64:ff9b::a00:1]", "private"),
+])
+def test_a_card_is_never_fetched_from_a_local_private_or_special_address(card_server: _CardServer, host: str,
+                                                                          reason: str) -> None:
+    """Refused before any connection: the card server on 127.0.0.1 is never asked (strict policy)."""
+    card_server.routes["/federation/v1/card"] = (200, b"{}", 0, {})
+    with pytest.raises(CardFetchError, match=f"a {reason} address: this node does not connect to it"):
+        fetch_card(f"http://{host}:{card_server.server_address[1]}/", policy=OutboundPolicy())
+    assert card_server.hits == 0
+
+
+def test_allow_networks_opens_exactly_those(card_server: _CardServer, sarajevo: Node) -> None:
+    card_server.routes["/federation/v1/card"] = (200, sarajevo.card_bytes(), 0, {})
+    url = f"http://127.0.0.1:{card_server.server_address[1]}/"
+    assert fetch_card(url, policy=OutboundPolicy(allow_networks=(ipaddress.ip_network("127.0.0.0/24"),)))
+    with pytest.raises(CardFetchError, match="loopback"):
+        fetch_card(url, policy=OutboundPolicy(allow_networks=(ipaddress.ip_network("10.0.0.0/8"),)))

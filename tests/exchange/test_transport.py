@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from node.exchange.delivery.transport import INBOX_PATH, HttpTransport
+from node.outbound import OutboundPolicy
+
+LOOPBACK = OutboundPolicy(allow_loopback=True)  # these tests' servers listen on 127.0.0.1
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -64,7 +67,7 @@ def server() -> Iterator[_Server]:
 
 @pytest.fixture
 def transport() -> Iterator[HttpTransport]:
-    made = HttpTransport()
+    made = HttpTransport(policy=LOOPBACK)
     yield made
     made.close()
 
@@ -100,11 +103,23 @@ def test_retry_after_and_oversized_answers(server: _Server, transport: HttpTrans
 
 def test_timeout_refused_and_bad_url(server: _Server) -> None:
     server.mode = "slow"
-    slow = HttpTransport(read_timeout=0.2)
+    slow = HttpTransport(policy=LOOPBACK, read_timeout=0.2)
     assert slow.deliver(_url(server), b"1").error == "timeout"
     slow.close()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
-    assert HttpTransport().deliver(f"http://127.0.0.1:{closed}", b"1").error == "connection_failed"
-    assert HttpTransport().deliver("ftp://example.org", b"1").error == "bad_url"
+    assert HttpTransport(policy=LOOPBACK).deliver(f"http://127.0.0.1:{closed}", b"1").error == "connection_failed"
+    assert HttpTransport(policy=LOOPBACK).deliver("ftp://example.org", b"1").error == "bad_url"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "[::ffff:127.0.0.1]", "localhost"])
+def test_a_node_delivers_to_no_loopback_or_private_address_by_default(server: _Server, host: str) -> None:
+    """A partner card naming a local address gets no connection (``node.outbound``); the node's config
+    widens it only with [network] allow_loopback / allow_networks."""
+    strict = HttpTransport()
+    try:
+        answer = strict.deliver(f"http://{host}:{server.server_address[1]}", b'{"a":1}')
+    finally:
+        strict.close()
+    assert (answer.status, answer.error) == (None, "address_refused") and server.bodies == []

@@ -6,6 +6,9 @@ CPU-bound when it drains a backlog (one process, many threads, one GIL), and ``h
 third of the CPU per request. Each worker thread keeps one connection per partner alive when the partner
 allows it; a kept connection that the partner closed in the meantime is replaced once (resending the same
 bytes is safe: the inbox answers an exact retransmission with its original receipt).
+
+Connections go only to addresses the node's ``OutboundPolicy`` allows (``node.outbound``): a partner's card
+that names a loopback or private address gets ``address_refused``, never a connection.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import Protocol
+
+from node.outbound import AddressRefused, GuardedHTTPConnection, GuardedHTTPSConnection, OutboundPolicy
 
 INBOX_PATH = "/federation/v1/inbox"
 ENVELOPE_MEDIA_TYPE = "application/json"
@@ -55,8 +60,10 @@ class _Stale(Exception):
 class HttpTransport:
     """Delivery over HTTP(S), bounded in time (connect and read timeouts) and in the size of the answer."""
 
-    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 30.0,
-                 max_answer_bytes: int = MAX_ANSWER_BYTES, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, policy: OutboundPolicy | None = None, connect_timeout: float = 5.0,
+                 read_timeout: float = 30.0, max_answer_bytes: int = MAX_ANSWER_BYTES,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self._policy = policy or OutboundPolicy()  # public addresses only, unless the node allows more
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max = max_answer_bytes
@@ -79,10 +86,10 @@ class HttpTransport:
         connection: http.client.HTTPConnection
         if scheme == "https":
             self._tls = self._tls or ssl.create_default_context()
-            connection = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout,
-                                                     context=self._tls)
+            connection = GuardedHTTPSConnection(host, port, timeout=self._connect_timeout, policy=self._policy,
+                                                context=self._tls)
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+            connection = GuardedHTTPConnection(host, port, timeout=self._connect_timeout, policy=self._policy)
         connection.connect()
         if connection.sock is not None:
             connection.sock.settimeout(self._read_timeout)
@@ -104,6 +111,8 @@ class HttpTransport:
                 return self._post(connection, path, envelope, kept, connections, key)
             except _Stale:
                 continue
+            except AddressRefused:
+                return DeliveryAnswer(None, error="address_refused")
             except TimeoutError:
                 return DeliveryAnswer(None, error="timeout")
             except (OSError, http.client.HTTPException):

@@ -38,6 +38,7 @@ from node.exchange.delivery.queue import Claim, Outcome, claim, give_up_overdue,
 from node.exchange.delivery.retry import RetryPolicy, Verdict, classify
 from node.exchange.delivery.transport import DeliveryAnswer, HttpTransport, Transport
 from node.exchange.delivery.wakeup import Waker
+from node.outbound import OutboundPolicy
 from protocol import NodeCard, canonical_bytes, strict_loads, verify_receipt
 from protocol.cards import card_from_bytes
 from protocol.envelope import envelope_sender
@@ -303,7 +304,8 @@ def start_in_process(app: Flask, settings: WorkerSettings | None = None,
     """
     ctx = app.extensions["ccm"]
     worker = DeliveryWorker(sessionmaker=ctx.sessionmaker, clock=ctx.clock,
-                            settings=settings or load_settings(ctx.config), transport=transport)
+                            settings=settings or load_settings(ctx.config),
+                            transport=transport or HttpTransport(policy=OutboundPolicy.from_config(ctx.config)))
     thread = DeliveryThread(worker)
     thread.start()
     return thread

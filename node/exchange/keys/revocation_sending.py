@@ -10,16 +10,17 @@ import by hand (``ccm-node keys revocation-import``). The receiving side is ``ke
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from sqlalchemy import orm
 
 from node.exchange.keys.revocation import revocation_batches
 from node.exchange.trust.partners import get_partner, list_partners
+from node.outbound import OutboundPolicy, describe, open_connection
 
 REVOCATION_PATH = "/federation/v1/revocation"
 SEND_TIMEOUT = 10.0
@@ -42,14 +43,25 @@ class SendOutcome:
         return self.status == 200
 
 
-def http_post(url: str, body: bytes, timeout: float) -> tuple[int | None, bytes, str | None]:
-    """POST a JSON body, no redirects, bounded by ``timeout`` seconds to connect and to read."""
-    try:
-        response = requests.post(url, data=body, timeout=(timeout, timeout), allow_redirects=False,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
-        return response.status_code, response.content[:65_536], None
-    except requests.RequestException as exc:
-        return None, b"", type(exc).__name__
+def http_poster(policy: OutboundPolicy) -> Post:
+    """POST over HTTP(S) to addresses ``policy`` allows only (``node.outbound``), no redirects, bounded by the
+    timeout to connect and to read; the answer's first 64 KiB."""
+
+    def post(url: str, body: bytes, timeout: float) -> tuple[int | None, bytes, str | None]:
+        try:
+            connection, target = open_connection(url, timeout=timeout, policy=policy)
+            try:
+                connection.request("POST", target, body=body, headers={
+                    "Content-Type": "application/json", "Accept": "application/json",
+                    "User-Agent": "ccm-exchange/1"})
+                response = connection.getresponse()
+                return response.status, response.read(65_536), None
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return None, b"", describe(exc)
+
+    return post
 
 
 def _answer(body: bytes) -> dict[str, Any]:
@@ -61,8 +73,8 @@ def _answer(body: bytes) -> dict[str, Any]:
 
 
 def send_revocations(session: orm.Session, statements: Sequence[dict[str, Any]], *,
-                     partners: Sequence[str] | None = None, post: Post = http_post,
-                     timeout: float = SEND_TIMEOUT) -> list[SendOutcome]:
+                     partners: Sequence[str] | None = None, post: Post | None = None,
+                     policy: OutboundPolicy | None = None, timeout: float = SEND_TIMEOUT) -> list[SendOutcome]:
     """Post revocation statements to partners, one partner after the other.
 
     Args:
@@ -70,13 +82,15 @@ def send_revocations(session: orm.Session, statements: Sequence[dict[str, Any]],
         statements: this node's signed statements.
         partners: node ids or numbers to send to; None: every partner this node knows (whatever its status:
             a partner whose trust this node withdrew should still stop trusting a compromised key).
-        post: how to post (HTTP by default).
+        post: how to post; by default HTTP(S) to the addresses ``policy`` allows.
+        policy: the node's outbound policy (default: public addresses only).
         timeout: per request, to connect and to read.
     Returns:
         One outcome per partner.
     Raises:
         PartnerNotFound: a named partner does not exist.
     """
+    post = post or http_poster(policy or OutboundPolicy())
     targets = [get_partner(session, ref) for ref in partners] if partners is not None else list_partners(session)
     outcomes: list[SendOutcome] = []
     for partner in targets:

@@ -14,13 +14,13 @@ revocation) are in the keys room (``node/exchange/keys/``) and ``partner_keys.py
 from __future__ import annotations
 
 import hmac
+import http.client
 import time
 import urllib.parse
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import requests
 import sqlalchemy as sa
 from sqlalchemy import orm
 
@@ -28,6 +28,7 @@ from node.audit import record as audit
 from node.errors import Conflict, NodeError, NotFound, ValidationFailed
 from node.exchange.models import OutboundMessage, Partner
 from node.exchange.trust.partner_keys import card_text, check_key_reuse, install_card, revoked_kids
+from node.outbound import OutboundPolicy, describe, open_connection
 from protocol import NodeCard, b64encode, verify_card
 from protocol.cards import card_from_bytes
 from protocol.envelope import check_agreement
@@ -74,65 +75,72 @@ class NoAgreement(PartnerStateError):
     code = "no_agreement"
 
 
-def fetch_card(url: str, *, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_CARD_BYTES) -> bytes:
+def fetch_card(url: str, *, policy: OutboundPolicy, timeout: float = FETCH_TIMEOUT,
+               max_bytes: int = MAX_CARD_BYTES) -> bytes:
     """Fetch a node card over HTTP(S), bounded in time and size. A bare base URL gets ``/federation/v1/card``.
+
+    The connection goes only to an address ``policy`` allows (``node.outbound``: public addresses, unless the
+    node's configuration allows more), checked after the name is resolved and again once connected; redirects
+    are not followed.
 
     Args:
         url: ``http(s)://host[:port][/path]``.
+        policy: the addresses this node may connect to (``OutboundPolicy.from_config``).
         timeout: the total time allowed, in seconds.
         max_bytes: the largest card accepted.
     Returns:
         The response body.
     Raises:
-        CardFetchError: another scheme, a redirect, an HTTP error, too large, too slow, or unreachable.
+        CardFetchError: naming the URL and the cause: not an http(s) URL, an address this node does not
+            connect to, unreachable, an HTTP error or redirect, too large, too slow.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CardFetchError("only http:// and https:// URLs can be fetched")
+        raise CardFetchError(f"{url!r} is not an http:// or https:// URL: only http and https URLs are fetched "
+                             "(to read a card from a file, use --card-file FILE)")
     if parts.path in ("", "/"):
         url = url.rstrip("/") + CARD_PATH
     deadline = time.monotonic() + timeout
     try:
-        with requests.get(url, stream=True, timeout=(timeout, timeout), allow_redirects=False,
-                          headers={"Accept": "application/json"}) as response:
-            if response.status_code != 200:
-                raise CardFetchError(f"the card URL answered HTTP {response.status_code} (redirects are not "
-                                     "followed)")
-            declared = response.headers.get("Content-Length", "")
+        connection, target = open_connection(url, timeout=timeout, policy=policy)
+        try:
+            connection.request("GET", target, headers={"Accept": "application/json",
+                                                       "User-Agent": "ccm-exchange/1"})
+            response = connection.getresponse()
+            if response.status != 200:
+                raise CardFetchError(f"cannot fetch the card from {url}: it answered HTTP {response.status} "
+                                     "(redirects are not followed)")
+            declared = response.getheader("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise CardFetchError(f"the card is larger than {max_bytes} bytes")
+                raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes")
             body = bytearray()
-            while True:
-                chunk = response.raw.read1(8192)
-                if not chunk:
-                    break
+            while chunk := response.read1(8192):
                 body += chunk
                 if len(body) > max_bytes:
-                    raise CardFetchError(f"the card is larger than {max_bytes} bytes")
+                    raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes")
                 if time.monotonic() > deadline:
-                    raise CardFetchError(f"fetching the card took longer than {timeout:g} s")
-    except requests.RequestException as exc:
-        raise CardFetchError(f"cannot fetch the card: {type(exc).__name__}") from None
-    except OSError as exc:  # urllib3 read errors surface as OSError subclasses
-        raise CardFetchError(f"cannot fetch the card: {type(exc).__name__}") from None
+                    raise CardFetchError(f"fetching the card from {url} took longer than {timeout:g} s")
+        finally:
+            connection.close()
+    except CardFetchError:
+        raise
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise CardFetchError(f"cannot fetch the card from {url}: {describe(exc)}") from None
     return bytes(body)
 
 
-def read_card_source(source: str, *, timeout: float = FETCH_TIMEOUT) -> bytes:
-    """The card bytes from a file path or an http(s) URL.
+def read_card_file(path: str) -> bytes:
+    """The card bytes from a file the administrator named (``partner add --card-file FILE``).
 
     Raises:
-        CardFetchError: the URL fetch failed, or the file is unreadable or too large.
+        CardFetchError: the file is unreadable or too large.
     """
-    if "://" in source:
-        return fetch_card(source, timeout=timeout)
-    path = Path(source)
     try:
-        if path.stat().st_size > MAX_CARD_BYTES:
-            raise CardFetchError(f"the card file is larger than {MAX_CARD_BYTES} bytes")
-        return path.read_bytes()
+        if Path(path).stat().st_size > MAX_CARD_BYTES:
+            raise CardFetchError(f"the card file {path} is larger than {MAX_CARD_BYTES} bytes")
+        return Path(path).read_bytes()
     except OSError as exc:
-        raise CardFetchError(f"cannot read {source}: {exc.strerror}") from None
+        raise CardFetchError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def normalise_fingerprint(text: str) -> str:
