@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +24,9 @@ from node.clock import FakeClock
 from node.config import NodeConfig, config_for_tests
 from node.db import make_engine, make_sessionmaker
 from node.exchange import wiring
+from node.exchange.trust.partners import add_partner
 from node.migrate import target_metadata, upgrade
+from protocol import NodeKeys, canonical_bytes, make_card
 
 # The rooms are wired as the app and the command line wire them, once, before any test sets the appliers aside.
 wiring.wire()
@@ -130,6 +133,24 @@ def _session_app(node_config: NodeConfig, engine: sa.Engine, _shared_clock: Fake
 def app(_session_app: Flask, engine: sa.Engine, clock: FakeClock) -> Iterator[Flask]:
     _empty_all_tables(engine)
     yield _session_app
+
+
+#: The partner nodes tests name in consents (a consent may name only partners of the node).
+TEST_PARTNERS = ("ba.cldd-sarajevo", "se.cldd-stockholm", "iq.cldd-baghdad", "gh.accra-partner")
+
+
+@pytest.fixture
+def partners(app: Flask, engine: sa.Engine, clock: FakeClock) -> list[str]:
+    """``TEST_PARTNERS`` trusted as partners of the app's node (each with a card made here)."""
+    now = clock.now()
+    with make_sessionmaker(engine)() as session:
+        for node_id in TEST_PARTNERS:
+            card = make_card(NodeKeys.generate(node_id), name=node_id, base_url=f"https://{node_id}.example",
+                             valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=730))
+            add_partner(session, card_data=canonical_bytes(card.to_json()), fingerprint=card.fingerprint(),
+                        agreement="dsa-test", now=now, own_node_id=app.extensions["ccm"].config.node_id)
+        session.commit()
+    return list(TEST_PARTNERS)
 
 
 @pytest.fixture

@@ -12,13 +12,20 @@ on it once, with time and reason. Its status is computed, never stored:
 - ``active`` otherwise.
 
 A consent recorded while safeguards are missing becomes active by itself once they are complete.
+
+A consent is refused when it is recorded, not at the handover that would use it, if none of its recipients is a
+partner of this node (it names each of them), or if neither it nor the returnee has a language (the language
+the returnee was informed in travels with the consent). Besides a partner, a consent may name nodes this node
+does not know: nodes a partner may forward the case to (SPEC.md 9.8), checked along the chain. The partners
+live in the exchange, above the cases: which node ids are partners is asked through
+:func:`install_partner_check`, which ``node.exchange.wiring.wire()`` calls.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +40,22 @@ from .access import case_for, case_record
 from .models import Case, ChildSafeguards, Consent
 from .sections import flush_created
 from .timeline import record_event
+
+#: ``(session, node_ids) -> the ones that are not partners of this node``.
+PartnerCheck = Callable[[orm.Session, Sequence[str]], list[str]]
+_partner_check: list[PartnerCheck] = []
+
+
+def install_partner_check(check: PartnerCheck) -> None:
+    """Install how consent learns which node ids are partners (``node.exchange.wiring.wire()``)."""
+    _partner_check[:] = [check]
+
+
+def _unknown_recipients(session: orm.Session, recipients: Sequence[str]) -> list[str]:
+    if not _partner_check:  # deny by default: never a consent naming nodes nobody checked
+        raise RuntimeError("consent cannot check its recipients: node.exchange.wiring.wire() was not called")
+    return _partner_check[0](session, recipients)
+
 
 #: Names of the safeguards a child's case needs, in the order they are usually recorded.
 SAFEGUARDS = ("guardian_identity", "guardian_consent", "child_views", "best_interests_assessment")
@@ -130,15 +153,25 @@ def create_consent(session: orm.Session, actor: Actor, case_id: str, data: dict[
 
     Raises:
         Forbidden: the role may not manage consent.
-        ValidationFailed: ``valid_until`` already past, or ``given_at`` in the future.
+        ValidationFailed: ``valid_until`` already past, ``given_at`` in the future, a recipient that is not a
+            partner of this node among the recipients, or no language (neither the consent's nor the returnee's).
     """
     case = case_for(session, actor, case_id, "consent.manage")
     given_at = data.get("given_at") or now
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, Any] = {}
     if data["valid_until"] < now.date():
         errors["valid_until"] = ["Must not be in the past."]
     if given_at > now:
         errors["given_at"] = ["Must not be in the future."]
+    recipients = _unique(data["recipients"])
+    unknown = set(_unknown_recipients(session, recipients))
+    if unknown and len(unknown) == len(recipients):  # no partner: no handover could ever use it
+        errors["recipients"] = {str(i): [f"{node_id} is not a partner of this node: its administrator must add it "
+                                         "first ('ccm-node partner add'), or name a partner."]
+                                for i, node_id in enumerate(data["recipients"]) if node_id in unknown}
+    if not data.get("language") and not case.languages:
+        errors["language"] = ["Record the language the returnee was informed in: the returnee has no language "
+                              "on record, and the consent travels with it."]
     if errors:
         raise ValidationFailed("Invalid consent.", errors)
     consent = Consent(id=str(uuid.uuid4()), case_id=case.id, categories=_unique(data["categories"]),

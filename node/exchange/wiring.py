@@ -4,7 +4,8 @@ The rooms stand on each other in one direction (``node/exchange/__init__.py``), 
 every message, may not import the rooms that act on them, and a handover may not import the chain room that
 forwards it. Instead, :func:`wire` registers each room's appliers with ``inbox.dispatch`` (:data:`APPLIERS`,
 one per message type: the whole list of what a received message can do) and installs the chain room's
-functions in ``handovers.chain_hooks``. ``create_app`` and the ``ccm-node`` command line call it; it does its
+functions in ``handovers.chain_hooks``, and lets consent (in ``node.cases``, below the exchange) ask which node
+ids are partners. ``create_app`` and the ``ccm-node`` command line call it; it does its
 work once per process.
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import threading
 
+from node.cases import consent
 from node.exchange.chain import forwarding, known_withdrawals, withdrawal
 from node.exchange.handovers import appliers, chain_hooks, closing
 from node.exchange.inbox import dispatch
 from node.exchange.inbox.dispatch import Applier
 from node.exchange.keys import rotation
+from node.exchange.trust import partners
 
 #: Every message type a partner may send that changes something here, and the applier that does it.
 APPLIERS: dict[str, Applier] = {
@@ -56,4 +59,5 @@ def wire() -> None:
         for msg_type, func in APPLIERS.items():
             dispatch.register(msg_type, func)
         chain_hooks.install(CHAIN_HOOKS)
+        consent.install_partner_check(partners.unknown_node_ids)
         _wired.append(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from node.cases.models import CaseEvent
@@ -13,6 +14,7 @@ CONSENT = {
     "purpose": "reintegration_support",
     "method": "written_signature",
     "valid_until": "2027-06-30",
+    "language": "sv",
 }
 SAFEGUARDS = {
     "guardian": {
@@ -26,6 +28,9 @@ SAFEGUARDS = {
     "assessed_at": "2026-11-21T14:00:00+01:00",
     "assessed_by": "Social services, Göteborg",
 }
+
+
+pytestmark = pytest.mark.usefixtures("partners")  # a consent names only partners of the node
 
 
 def _consents(case_id):
@@ -80,6 +85,33 @@ def test_consent_validation(client, counsellor):
         assert response.status_code == 422, body
         assert field in response.get_json()["errors"], (field, response.get_json())
     assert client.get(url, headers=counsellor.headers).get_json() == {"items": []}
+
+
+def test_a_consent_naming_no_partner_is_refused_when_recorded(client, counsellor):
+    """Not later, at the handover: the counsellor learns it while the returnee is still in the room."""
+    case = create_case(client, counsellor)
+    url = _consents(case["id"])
+    body = {**CONSENT, "recipients": ["iq.nobody-here", "gh.nobody-either"]}
+    response = client.post(url, headers=counsellor.headers, json=body)
+    assert response.status_code == 422
+    message = ("is not a partner of this node: its administrator must add it first ('ccm-node partner add'), or "
+               "name a partner.")
+    assert response.get_json()["errors"] == {"recipients": {"0": [f"iq.nobody-here {message}"],
+                                                            "1": [f"gh.nobody-either {message}"]}}
+    assert client.get(url, headers=counsellor.headers).get_json() == {"items": []}
+    # beside a partner, a node further down a forwarding chain (unknown here) may be named
+    onward = {**CONSENT, "recipients": ["ba.cldd-sarajevo", "iq.nobody-here"]}
+    assert client.post(url, headers=counsellor.headers, json=onward).status_code == 201
+
+
+def test_a_consent_needs_a_language_when_the_returnee_has_none(client, counsellor):
+    case = create_case(client, counsellor)
+    assert not case["returnee"]["languages"]
+    url = _consents(case["id"])
+    body = {key: value for key, value in CONSENT.items() if key != "language"}
+    response = client.post(url, headers=counsellor.headers, json=body)
+    assert response.status_code == 422 and list(response.get_json()["errors"]) == ["language"]
+    assert client.post(url, headers=counsellor.headers, json=CONSENT).status_code == 201
 
 
 def test_consent_expires(client, counsellor, clock, staff):

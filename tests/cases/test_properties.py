@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
@@ -132,6 +133,7 @@ def test_creating_a_case_never_fails_with_500(client, counsellor, body):
         assert response.mimetype == "application/problem+json"
 
 
+@pytest.mark.usefixtures("partners")  # some consents name a partner and are recorded
 @SETTINGS
 @given(
     consent=st.one_of(CONSENT_BODY, JSON),

@@ -3,11 +3,14 @@ timeline they leave."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from node.audit import AuditEntry
 from node.cases.models import Case, CaseStage
 from tests.cases.casedata import create_case, full_case, if_match
+
+pytestmark = pytest.mark.usefixtures("partners")  # a consent names only partners of the node
 
 
 def test_household_add_change_remove(client, counsellor):
@@ -328,6 +331,7 @@ def test_timeline_lists_everything_in_order(client, counsellor, clock):
             "purpose": "return_preparation",
             "method": "written_signature",
             "valid_until": "2027-12-31",
+            "language": "ar",
         },
     ).get_json()
     clock.advance(hours=1)

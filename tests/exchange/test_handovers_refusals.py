@@ -67,8 +67,9 @@ def test_expired_consent(desks: tuple[Desk, Desk]) -> None:
     assert "expired" in problem["detail"]
 
 
-def test_recipient_or_purpose_outside_the_consent(desks: tuple[Desk, Desk]) -> None:
+def test_recipient_or_purpose_outside_the_consent(desks: tuple[Desk, Desk], nodes: dict[str, Node]) -> None:
     gbg, _ = desks
+    gbg.node.trust(nodes["baghdad"])  # a partner too, but not the one the consent names
     case_id, consent_id = open_case(gbg, consent=consent_body(recipients=["iq.cldd-baghdad"]))
     problem = refused(gbg, case_id, to_sarajevo(consent_id), 422, "outside_consent")
     assert "iq.cldd-baghdad" in problem["errors"]["recipient"][0]
@@ -119,7 +120,13 @@ def test_no_language_for_the_consent(desks: tuple[Desk, Desk]) -> None:
     gbg, _ = desks
     body = copy.deepcopy(CASE)
     body["returnee"]["languages"] = []
-    case_id, consent_id = open_case(gbg, body, consent_body(language=None))
+    case = gbg.ok("POST", "/cases", "counsellor", 201, json=body)
+    answer = gbg.call("POST", f"/cases/{case['id']}/consents", "counsellor", json=consent_body(language=None))
+    assert answer.status_code == 422 and list(answer.get_json()["errors"]) == ["language"]  # refused at once
+    # the returnee's languages removed after the consent was recorded: the handover still needs one
+    case_id, consent_id = open_case(gbg, consent=consent_body(language=None))
+    version = gbg.ok("GET", f"/cases/{case_id}", "counsellor")["version"]
+    gbg.ok("PATCH", f"/cases/{case_id}", "counsellor", json={"returnee": {"languages": []}, "version": version})
     problem = refused(gbg, case_id, to_sarajevo(consent_id), 422, "validation_failed")
     assert "language" in problem["errors"]
 

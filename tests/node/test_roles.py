@@ -56,13 +56,14 @@ ACTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], Any], tuple[int, i
     ("record consent", "POST", "/api/v1/cases/{id}/consents",
      lambda c: {"recipients": ["gh.accra-partner"], "categories": ["identity", "plan"],
                 "purpose": "reintegration_support", "method": "written_signature",
-                "valid_until": "2027-06-30"},
+                "valid_until": "2027-06-30", "language": "sv"},
      (403, 201, 403, 403)),
     ("export case", "GET", "/api/v1/cases/{id}/export", lambda c: None, (403, 200, 403, 403)),
     ("report summary", "GET", "/api/v1/reports/summary", lambda c: None, (200, 200, 200, 200)),
 ]
 
 
+@pytest.mark.usefixtures("partners")  # the consent names a partner
 @pytest.mark.parametrize("action", ACTIONS, ids=[a[0] for a in ACTIONS])
 @pytest.mark.parametrize("role_index", range(len(ROLES)), ids=list(ROLES))
 def test_role_matrix_over_http(client: FlaskClient, make_user: MakeUser, role_index: int,

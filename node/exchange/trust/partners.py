@@ -249,6 +249,12 @@ def _check_agreement(agreement: str | None) -> None:
                                "or digit)") from None
 
 
+def unknown_node_ids(session: orm.Session, node_ids: Sequence[str]) -> list[str]:
+    """The ones of ``node_ids`` that are not partners of this node (whatever their status), in their order."""
+    known = set(session.scalars(sa.select(Partner.node_id).where(Partner.node_id.in_(set(node_ids)))))
+    return [n for n in node_ids if n not in known]
+
+
 def get_partner(session: orm.Session, ref: str) -> Partner:
     """A partner by node id or by its number in ``partner list``.
 
