@@ -51,6 +51,8 @@ class Handover(Base):
     origin_case_id: Mapped[str] = mapped_column(sa.String(128))
     categories: Mapped[list[str]] = mapped_column(sa.JSON())
     withheld: Mapped[list[str]] = mapped_column(sa.JSON())
+    #: outgoing: the granted values the summary did not carry as they are (``summary_gaps.not_carried``)
+    not_carried: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON())
     #: incoming, while pending: the received case, summary, requested support and retention
     body: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
     #: incoming: the signed consent record the handover travelled under

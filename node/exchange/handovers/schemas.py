@@ -50,6 +50,12 @@ class HandoverCreateSchema(HandoverQuerySchema):
                               metadata={"description": "What the recipient is asked to arrange"})
 
 
+class NotCarriedOut(Schema):
+    category = fields.String()
+    field = fields.String(metadata={"description": "The value as entered, e.g. family.number_of_children"})
+    reason = fields.String(metadata={"description": "Why the summary does not carry it as it is, in words"})
+
+
 class DeliveryOut(Schema):
     status = fields.String(metadata={"description": "queued, sending, delivered, parked or undeliverable"})
     attempts = fields.Integer()
@@ -75,6 +81,8 @@ class HandoverOut(Schema):
     destination_country = fields.String()
     categories = fields.List(fields.String(), metadata={"description": "The categories shared"})
     withheld = fields.List(fields.String(), metadata={"description": "The categories withheld by design"})
+    not_carried = fields.List(fields.Nested(NotCarriedOut), metadata={
+        "description": "Outgoing: values of the categories shared that the summary did not carry as they are"})
     created_at = fields.DateTime(metadata={"description": "Queued (outgoing) or received (incoming)"})
     delivered_at = fields.DateTime(allow_none=True)
     accepted_at = fields.DateTime(allow_none=True)
@@ -109,7 +117,9 @@ class PreviewOut(Schema):
     recipient = fields.String()
     purpose = fields.String()
     categories = fields.List(fields.String(), metadata={"description": "What would be shared"})
-    withheld = fields.List(fields.String())
+    withheld = fields.List(fields.String(), metadata={"description": "The categories the consent does not grant"})
+    not_carried = fields.List(fields.Nested(NotCarriedOut), metadata={
+        "description": "Values of the granted categories the summary cannot carry as they are, with the reason"})
     body = fields.Dict(metadata={"description": "The handover body exactly as it would be sealed"})
 
 

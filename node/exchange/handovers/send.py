@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ from node.exchange.handovers.chain_hooks import chain
 from node.exchange.handovers.models import Handover
 from node.exchange.handovers.status import present
 from node.exchange.handovers.summary import case_summary, consent_record, protocol_case
+from node.exchange.handovers.summary_gaps import not_carried
 from node.exchange.models import Partner
 from node.exchange.trust.partners import PartnerNotFound, require_sendable
 from protocol import (
@@ -91,6 +92,8 @@ class Prepared:
     purpose: str
     body: dict[str, Any]
     safeguards_version: int | None = None  # of the child safeguards read, if the case has any
+    #: values of the granted categories the summary does not carry as they are (``summary_gaps``)
+    not_carried: list[dict[str, str]] = field(default_factory=list)
 
 
 def _inactive(consent: Consent, status: str, missing: list[str]) -> ConsentNotActive:
@@ -185,7 +188,8 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         raise OutsideConsent(f"Outside the consent: {exc.message}.") from None
     except SchemaError as exc:
         raise ValidationFailed("The case holds data a handover cannot carry.", exc.errors or None) from None
-    return Prepared(case, consent, partner, purpose, body, safeguards.version if safeguards else None)
+    gaps = not_carried(session, case, granted)  # granted: a category may have nothing the summary can carry
+    return Prepared(case, consent, partner, purpose, body, safeguards.version if safeguards else None, gaps)
 
 
 def preview_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any], *,
@@ -201,7 +205,8 @@ def preview_handover(session: orm.Session, actor: Actor, case_id: str, data: dic
            case_id=prepared.case.id, now=now,
            detail={"recipient": prepared.partner.node_id, "categories": sorted(body["summary"])})
     return {"recipient": prepared.partner.node_id, "purpose": prepared.purpose,
-            "categories": list(body["summary"]), "withheld": body["withheld"], "body": body}
+            "categories": list(body["summary"]), "withheld": body["withheld"],
+            "not_carried": prepared.not_carried, "body": body}
 
 
 def _partner_state(partner: Partner) -> tuple[Any, ...]:
@@ -275,8 +280,8 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
         partner_node=partner.node_id, thread=thread, message_id=message.message_id, case_id=case.id,
         consent_id=prepared.consent.id, purpose=prepared.purpose, reference=case.reference,
         origin_case_id=case.id, categories=list(body["summary"]), withheld=list(body["withheld"]),
-        body=None, consent=None, child=case.child_at_intake, destination_country=case.destination_country,
-        retain_until=None, created_at=now, created_by=actor.user_id)
+        not_carried=prepared.not_carried, body=None, consent=None, child=case.child_at_intake,
+        destination_country=case.destination_country, retain_until=None, created_at=now, created_by=actor.user_id)
     insert_now(session, handover)
     detail = {"handover_id": message.message_id, "recipient": partner.node_id,
               "consent_id": prepared.consent.id, "categories": handover.categories,

@@ -193,7 +193,7 @@ def _plan(session: orm.Session, case: Case, stages: Sequence[Stage]) -> dict[str
 
 
 #: The categories built from the intake sections (one query for all of them).
-_FROM_SECTIONS = frozenset({"family", "health", "background", "education", "work", "wishes"})
+FROM_SECTIONS = frozenset({"family", "health", "background", "education", "work", "wishes"})
 
 
 def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
@@ -214,7 +214,7 @@ def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
     def want(category: str) -> bool:
         return wanted is None or category in wanted
 
-    sections = _sections(session, case.id) if wanted is None or wanted & _FROM_SECTIONS else {}
+    sections = _sections(session, case.id) if wanted is None or wanted & FROM_SECTIONS else {}
     builders: dict[str, Callable[[], dict[str, Any]]] = {
         "identity": lambda: _identity(case),
         "contact": lambda: _contact(case),
