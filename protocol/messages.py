@@ -17,6 +17,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from .errors import MalformedError, SchemaError
 from .fields import (
+    COUNTRY_CODES,
+    CURRENCY_CODES,
     NOTE_MAX,
     REFERENCE_MAX,
     Bool,
@@ -300,3 +302,32 @@ def validate_body(msg_type: str, body: object) -> dict[str, Any]:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise SchemaError(f"{msg_type} body does not match its schema", errors=messages) from None
     return loaded
+
+
+def _enums_of(schema: Any, path: str, found: dict[str, tuple[str, ...]]) -> None:
+    for name, field in schema.fields.items():
+        _enums_of_field(field, f"{path}.{name}", found)
+
+
+def _enums_of_field(field: Any, path: str, found: dict[str, tuple[str, ...]]) -> None:
+    if isinstance(field, Enum):
+        found[path] = tuple(field.choices)
+    elif isinstance(field, fields.Nested):
+        _enums_of(field.schema, path, found)
+    elif isinstance(field, fields.List):
+        _enums_of_field(field.inner, f"{path}[]", found)
+
+
+def enumerations() -> dict[str, tuple[str, ...]]:
+    """Every closed value set of the protocol, by name (SPEC.md 8.2; ``vectors/value_sets.json`` lists them).
+
+    ``Country`` (sorted), ``Currency`` (sorted), ``MessageType`` (sorted), and for every ``Enum`` field of every
+    body schema ``<type>.<path>`` (``[]`` marks a list member) with its values in the schema's order.
+    """
+    found: dict[str, tuple[str, ...]] = {
+        "Country": tuple(sorted(COUNTRY_CODES)), "Currency": tuple(sorted(CURRENCY_CODES)),
+        "MessageType": tuple(sorted(MESSAGE_TYPES)),
+    }
+    for msg_type in sorted(_SCHEMAS):
+        _enums_of(_SCHEMAS[msg_type], msg_type, found)
+    return found

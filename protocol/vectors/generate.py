@@ -18,6 +18,7 @@ from typing import Any
 
 from ..canonical import b64encode, canonical_bytes, strict_loads
 from ..consent import sign_consent
+from ..messages import enumerations
 from ..signing import sign_json
 from .runner import VECTOR_DIR, compute, party_keys
 
@@ -26,7 +27,7 @@ TTL = 30 * 24 * 3600
 AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
-             "chain.json", "receipts.json")
+             "chain.json", "receipts.json", "value_sets.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -298,6 +299,11 @@ def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[d
     ]
 
 
+def value_sets_file() -> list[dict[str, Any]]:
+    return [vector(name, "value_sets", {"set": name}) for name in enumerations()] + [
+        vector("a value set that does not exist", "value_sets", {"set": "Colour"}, "malformed")]
+
+
 DESCRIPTIONS = {
     "canonical.json": "Strict parsing and RFC 8785 canonical bytes (SPEC.md section 4).",
     "keys.json": "Keys from seeds, key ids and fingerprints (SPEC.md section 2).",
@@ -307,6 +313,8 @@ DESCRIPTIONS = {
     "open.json": "Opening envelopes, and every rejection with its error code (SPEC.md section 6).",
     "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
+    "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
+                       "by path (SPEC.md 8.2).",
 }
 
 
@@ -320,6 +328,7 @@ def build() -> dict[str, dict[str, Any]]:
         "signatures.json": ("signatures", signatures_file()), "cards.json": ("cards", cards_file()),
         "seal.json": ("seal", seals), "open.json": ("open", opens), "chain.json": ("chain", chain),
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
+        "value_sets.json": ("value_sets", value_sets_file()),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

@@ -22,8 +22,9 @@ from ..canonical import b64decode, b64encode, canonical_bytes, reference_canonic
 from ..cards import NodeCard, make_card, make_revocation, verify_card, verify_revocation, verify_rotation
 from ..chain import message_hash, verify_chain
 from ..consent import check_handover
-from ..errors import ProtocolError
+from ..errors import MalformedError, ProtocolError
 from ..keys import NodeKeys
+from ..messages import enumerations
 from ..receipts import make_receipt, verify_receipt
 from ..seal import OpenedMessage, PartnerView, open_envelope, seal
 from ..signing import sign_json, signing_input, verify_signed_json
@@ -185,10 +186,17 @@ def _receipts(inp: dict[str, Any]) -> Any:
     return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
 
 
+def _value_sets(inp: dict[str, Any]) -> Any:
+    sets = enumerations()
+    if inp["set"] not in sets:
+        raise MalformedError(f"no value set {inp['set']!r}")
+    return {"values": list(sets[inp["set"]])}
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
-    "receipts": _receipts,
+    "receipts": _receipts, "value_sets": _value_sets,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from protocol import NodeKeys, b64encode, message_hash, seal
+from protocol.messages import DECLINE_REASONS, enumerations
 from protocol.times import parse_time
 from protocol.vectors import generate
 from protocol.vectors.runner import compute, load_files, party_card, recorded
@@ -34,6 +35,19 @@ def test_every_file_is_present_and_negative_vectors_cover_the_issue() -> None:
     }
     sealed_types = {v["input"]["type"] for v in files["seal.json"]["vectors"]}
     assert len(sealed_types) == 11
+
+
+def test_the_value_sets_are_the_ones_the_schemas_check() -> None:
+    """Every listed value passes the field it names and nothing else does (SPEC.md 8.2): the file is not a copy
+    that could drift from the code."""
+    sets = {v["input"]["set"]: v["expected"]["values"] for v in load_files()["value_sets.json"]["vectors"]
+            if "expected" in v}
+    assert len(sets["Country"]) == 250 and "XK" in sets["Country"] and "SE" in sets["Country"]
+    assert "SEK" in sets["Currency"] and "XXX" not in sets["Currency"]
+    assert sets["handover.summary.family.household[].relation"] == [
+        "spouse_or_partner", "child", "parent", "sibling", "other_relative", "other"]
+    assert sets["handover_declined.reason_code"] == list(DECLINE_REASONS)
+    assert set(sets) == set(enumerations())
 
 
 def test_generated_files_are_up_to_date() -> None:
