@@ -14,13 +14,18 @@ import copy
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from ..canonical import b64encode, canonical_bytes, strict_loads
+import nacl.public
+
+from ..canonical import b64decode, b64encode, canonical_bytes, strict_loads
 from ..consent import sign_consent
+from ..envelope import Envelope, sig_member
 from ..messages import enumerations
+from ..seal import open_envelope
 from ..signing import sign_json
-from .runner import VECTOR_DIR, compute, party_keys
+from .runner import VECTOR_DIR, StaticDirectory, StaticHistory, compute, party_card, party_keys
 
 NOW = "2026-03-02T10:00:00Z"
 TTL = 30 * 24 * 3600
@@ -114,6 +119,16 @@ def canonical_file() -> list[dict[str, Any]]:
     vectors = [vector(d, "canonical", {"json": j}) for d, j in ok]
     vectors += [vector(d, "canonical", {"json": j}, "malformed") for d, j in bad]
     vectors.append(vector("not UTF-8", "canonical", {"json_b64": b64encode(b'"\xff"')}, "malformed"))
+    vectors += [
+        vector("the four whitespace characters around tokens", "canonical",
+               {"json_b64": b64encode(b' \t{\r\n"a" :\t[ 1 ,2 ]\n}\r\n ')}),
+        vector("a byte-order mark is not whitespace", "canonical", {"json_b64": b64encode(b"\xef\xbb\xbf{}")},
+               "malformed"),
+        vector("a form feed is not whitespace", "canonical", {"json_b64": b64encode(b"\x0c{}")}, "malformed"),
+        vector("a no-break space is not whitespace", "canonical", {"json_b64": b64encode(b"{\xc2\xa0}")},
+               "malformed"),
+        vector("the largest safe integer", "canonical", {"json": "[9007199254740991, -9007199254740991]"}),
+    ]
     return vectors
 
 
@@ -149,6 +164,7 @@ def cards_file() -> list[dict[str, Any]]:
     unendorsed = copy.deepcopy(new_card)
     del unendorsed["signatures"][SE][old_card["signing_kid"]]
     wrong_kid = {**old_card, "signing_kid": party_keys(party(IQ)).skid}
+    version_two = {**old_card, "v": 2}
     one_key = sign_json({**{k: v for k, v in old_card.items() if k != "signatures"},
                          "encryption_key": old_card["signing_key"], "encryption_kid": old_card["signing_kid"]},
                         SE, party_keys(party(SE)).signing_key)
@@ -165,6 +181,13 @@ def cards_file() -> list[dict[str, Any]]:
                "malformed"),
         vector("one key for signing and encryption", "cards", {"op": "verify", "card": one_key, "now": NOW},
                "malformed"),
+        vector("a card of version 2", "cards", {"op": "verify", "card": version_two, "now": NOW},
+               "unsupported_version"),
+        vector("a card whose signing key the verifier knows to be revoked", "cards",
+               {"op": "verify", "card": old_card, "now": NOW, "revoked": [old_card["signing_kid"]]}, "revoked_key"),
+        vector("a card whose encryption key the verifier knows to be revoked", "cards",
+               {"op": "verify", "card": old_card, "now": NOW, "revoked": [old_card["encryption_kid"]]},
+               "revoked_key"),
         vector("rotation accepted", "cards", {"op": "rotate", "old_card": old_card, "new_card": new_card,
                                               "now": "2026-07-01T00:00:00Z"}),
         vector("rotation without the old key's endorsement", "cards",
@@ -193,6 +216,63 @@ def tamper(envelope: str, resign_as: str | None = None, **changes: Any) -> str:
 def flip(text: str, index: int = 10) -> str:
     """Change one base64url character (not the last, whose unused bits must stay zero)."""
     return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1 :]
+
+
+def reseal_inner(envelope: str, sender: str, recipient: str, change: Callable[[bytes], bytes]) -> str:
+    """The envelope with its inner document replaced by ``change(inner bytes)``, encrypted again to the
+    recipient and with a valid outer signature: a refusal must then come from the inner checks (steps 12-14)."""
+    keys, card = party_keys(party(sender)), party_card(party(recipient))
+    doc = strict_loads(envelope)
+    header = Envelope.from_json(doc).header
+    opened = open_envelope(envelope.encode("utf-8"), keys=party_keys(party(recipient)),
+                           directory=StaticDirectory([party_card(party(sender))]), history=StaticHistory([], []),
+                           now=header.created)
+    nonce = b64decode(doc["nonce"], length=24)
+    ct = nacl.public.Box(keys.encryption_key, nacl.public.PublicKey(card.encryption_key)).encrypt(
+        change(opened.inner_bytes), nonce).ciphertext
+    head, tail = Envelope(header, keys.skid, keys.ekid, card.ekid, nonce, ct, b"").canonical_parts()
+    return b"".join((head, sig_member(keys.signing_key.sign(head + tail).signature), tail)).decode("utf-8")
+
+
+def resigned_inner(inner: bytes, sender: str, **changes: Any) -> bytes:
+    """The inner document with ``changes`` (a header change given as ``header``), signed again by the sender."""
+    doc = {k: v for k, v in strict_loads(inner).items() if k != "signatures"} | changes
+    return canonical_bytes(sign_json(doc, sender, party_keys(party(sender)).signing_key))
+
+
+def inner_refusals(envelope: str) -> list[tuple[str, dict[str, Any], str]]:
+    """Steps 12-14 of SPEC 6.1: each refusal the inner document can earn, behind a valid envelope."""
+    base = open_input(envelope, IQ, [SE])
+
+    def with_inner(change: Callable[[bytes], bytes]) -> dict[str, Any]:
+        return {**base, "envelope": reseal_inner(envelope, SE, IQ, change)}
+
+    def header_of(inner: bytes) -> dict[str, Any]:
+        value: dict[str, Any] = strict_loads(inner)["header"]
+        return value
+
+    return [
+        ("inner document not canonical (a space after a colon)",
+         with_inner(lambda b: b.replace(b'"prev":', b'"prev": ', 1)), "non_canonical"),
+        ("inner header of version 2", with_inner(lambda b: resigned_inner(b, SE, header={**header_of(b), "v": 2})),
+         "unsupported_version"),
+        ("inner header with an extra member (malformed at step 12, not a mismatch)",
+         with_inner(lambda b: resigned_inner(b, SE, header={**header_of(b), "extra": "x"})), "malformed"),
+        ("inner header without its thread (malformed at step 12)",
+         with_inner(lambda b: resigned_inner(b, SE, header={k: v for k, v in header_of(b).items()
+                                                            if k != "thread"})), "malformed"),
+        ("inner document signed by a node other than the sender",
+         with_inner(lambda b: canonical_bytes(sign_json({k: v for k, v in strict_loads(b).items()
+                                                         if k != "signatures"}, IQ,
+                                                        party_keys(party(IQ)).signing_key))), "malformed"),
+        ("inner signature that does not verify (one character of it changed)",
+         with_inner(lambda b: b[:-10] + (b"A" if b[-10:-9] != b"A" else b"B") + b[-9:]), "bad_signature"),
+        ("inner header differs from the envelope in one value",
+         with_inner(lambda b: resigned_inner(b, SE, header={**header_of(b), "expires": "2026-04-02T10:00:00Z"})),
+         "header_mismatch"),
+        ("inner document whose agreement is not an id", with_inner(lambda b: resigned_inner(b, SE, agreement=7)),
+         "malformed"),
+    ]
 
 
 def seal_and_open_files(bodies: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -242,6 +322,7 @@ def seal_and_open_files(bodies: dict[str, Any]) -> tuple[list[dict[str, Any]], l
         ("revoked signing key", {**base, "revoked": [doc["skid"]]}, "revoked_key"),
         ("body outside its schema", open_input(invalid["envelope"], SE, [IQ]), "malformed"),
     ]
+    negatives += inner_refusals(envelope)
     opens += [vector(d, "open", inp, error) for d, inp, error in negatives]
     return seals, opens
 

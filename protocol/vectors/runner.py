@@ -123,7 +123,7 @@ def _cards(inp: dict[str, Any]) -> Any:
                          previous=previous)
         return {"card": card.to_json(), "fingerprint": card.fingerprint()}
     if op == "verify":
-        verify_card(NodeCard.from_json(inp["card"]), parse_time(inp["now"]))
+        verify_card(NodeCard.from_json(inp["card"]), parse_time(inp["now"]), revoked=frozenset(inp.get("revoked", [])))
     elif op == "rotate":
         verify_rotation(NodeCard.from_json(inp["old_card"]), NodeCard.from_json(inp["new_card"]),
                         parse_time(inp["now"]))
