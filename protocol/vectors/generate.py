@@ -32,7 +32,8 @@ TTL = 30 * 24 * 3600
 AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
-             "chain.json", "receipts.json", "value_sets.json")
+             "chain.json", "receipts.json", "value_sets.json",
+             "fields.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -380,6 +381,27 @@ def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[d
     ]
 
 
+def fields_file() -> list[dict[str, Any]]:
+    b64 = [("four characters, three bytes", "AAAA", None), ("base64url alphabet (- and _)", "ab-_", None),
+           ("two characters, one byte, unused bits zero", "AA", None), ("empty", "", None),
+           ("padding is refused", "AAA=", "malformed"), ("a set unused bit is refused", "AB", "malformed"),
+           ("a set unused bit after four bytes", "AAAAAB", "malformed"),
+           ("the standard alphabet's + and / are refused", "a+b/", "malformed"),
+           ("a single character is never whole bytes", "A", "malformed"),
+           ("whitespace is refused", " AA", "malformed")]
+    times = [("a UTC instant", "2026-03-02T10:00:00Z", None),
+             ("the last second of a day", "2026-12-31T23:59:59Z", None),
+             ("an offset instead of Z", "2026-03-02T10:00:00+00:00", "malformed"),
+             ("a fraction of a second", "2026-03-02T10:00:00.5Z", "malformed"),
+             ("a space instead of T", "2026-03-02 10:00:00Z", "malformed"),
+             ("lower-case t and z", "2026-03-02t10:00:00z", "malformed"),
+             ("a day the month does not have", "2026-02-30T10:00:00Z", "malformed"),
+             ("hour 24", "2026-03-02T24:00:00Z", "malformed"), ("a leap second", "2026-03-02T10:00:60Z", "malformed"),
+             ("year 0000", "0000-01-01T00:00:00Z", "malformed")]
+    return ([vector(f"base64url: {d}", "fields", {"op": "base64url", "value": v}, e) for d, v, e in b64]
+            + [vector(f"time: {d}", "fields", {"op": "time", "value": v}, e) for d, v, e in times])
+
+
 def value_sets_file() -> list[dict[str, Any]]:
     return [vector(name, "value_sets", {"set": name}) for name in enumerations()] + [
         vector("a value set that does not exist", "value_sets", {"set": "Colour"}, "malformed")]
@@ -394,6 +416,7 @@ DESCRIPTIONS = {
     "open.json": "Opening envelopes, and every rejection with its error code (SPEC.md section 6).",
     "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
+    "fields.json": "Strict forms: unpadded canonical base64url and the protocol time (SPEC.md section 1).",
     "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
                        "by path (SPEC.md 8.2).",
 }
@@ -409,7 +432,7 @@ def build() -> dict[str, dict[str, Any]]:
         "signatures.json": ("signatures", signatures_file()), "cards.json": ("cards", cards_file()),
         "seal.json": ("seal", seals), "open.json": ("open", opens), "chain.json": ("chain", chain),
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
-        "value_sets.json": ("value_sets", value_sets_file()),
+        "value_sets.json": ("value_sets", value_sets_file()), "fields.json": ("fields", fields_file()),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

@@ -186,6 +186,12 @@ def _receipts(inp: dict[str, Any]) -> Any:
     return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
 
 
+def _fields(inp: dict[str, Any]) -> Any:
+    if inp["op"] == "base64url":
+        return {"hex": b64decode(inp["value"]).hex()}
+    return {"time": format_time(parse_time(inp["value"]))}
+
+
 def _value_sets(inp: dict[str, Any]) -> Any:
     sets = enumerations()
     if inp["set"] not in sets:
@@ -196,7 +202,7 @@ def _value_sets(inp: dict[str, Any]) -> Any:
 KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
-    "receipts": _receipts, "value_sets": _value_sets,
+    "receipts": _receipts, "value_sets": _value_sets, "fields": _fields,
 }
 
 
