@@ -33,7 +33,7 @@ AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
              "chain.json", "receipts.json", "value_sets.json",
-             "fields.json")
+             "fields.json", "consent.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -381,6 +381,67 @@ def receipts_file(bodies: dict[str, Any], chain: list[dict[str, Any]]) -> list[d
     ]
 
 
+def consent_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
+    """The receiver's consent check (SPEC 9.5) and a child's safeguards (9.7): one vector per check."""
+    body = bodies["handover"]
+    unsigned = {k: v for k, v in body["consent"].items() if k != "signatures"}
+    origin = party_keys(party(SE))
+
+    def with_consent(**changes: Any) -> dict[str, Any]:
+        record = {k: v for k, v in {**unsigned, **changes}.items() if v is not None}
+        return {**body, "consent": sign_consent(record, SE, origin.signing_key)}
+
+    base = {"body": body, "recipient": IQ, "sender": SE, "origin": party(SE), "now": NOW}
+    child_subject = {"child": True, "date_of_birth": "2011-05-04"}
+    safeguards = {"guardian": {"name": "Maria Lind", "role": "appointed_guardian", "identity_verified": True,
+                               "consented_at": "2026-02-09T10:00:00Z"},
+                  "views": {"recorded_at": "2026-02-09T11:00:00Z", "summary": "Vill bo hos mormor i Erbil.",
+                            "language": "ar"},
+                  "best_interests": {"assessed_at": "2026-02-09T12:00:00Z", "assessed_by": "Socialtjänsten",
+                                     "outcome": "in_best_interests"}}
+    child_ok = with_consent(subject=child_subject, child=safeguards)
+    full_withdrawal = {"consent_id": unsigned["consent_id"], "withdrawn_at": "2026-03-01T09:00:00Z",
+                       "revocation": False}
+    family_withdrawn = {**full_withdrawal, "scope": {"categories": ["family"], "recipients": [IQ]}}
+    cases: list[tuple[str, dict[str, Any], str | None]] = [
+        ("a handover within its consent", base, None),
+        ("1: the consent's signature does not verify", {**base, "body": {
+            **body, "consent": {**body["consent"], "language": "sv"}}}, "bad_signature"),
+        ("2: the consent was recorded by another node than the sender", {**base, "sender": BA}, "outside_consent"),
+        ("3: the consent belongs to another case", {**base, "body": {
+            **body, "case": {**body["case"], "origin_case_id": "gi-case-2026-9999"}}}, "outside_consent"),
+        ("4: the consent carries a withdrawal", {**base, "body": with_consent(
+            withdrawn_at="2026-03-01T09:00:00Z")}, "consent_invalid"),
+        ("5: the consent expired", {**base, "now": "2027-02-11T00:00:00Z"}, "consent_invalid"),
+        ("6: the consent was given more than 300 s after the receiver's clock", {**base, "body": with_consent(
+            given_at="2026-03-02T10:05:01Z")}, "consent_invalid"),
+        ("6: given 300 s after the receiver's clock is accepted", {**base, "body": with_consent(
+            given_at="2026-03-02T10:05:00Z")}, None),
+        ("7: a child's case with every safeguard", {**base, "body": child_ok}, None),
+        ("7: a child's case without safeguards", {**base, "body": with_consent(subject=child_subject)},
+         "consent_invalid"),
+        ("7: a child's case without the child's views", {**base, "body": with_consent(
+            subject=child_subject, child={k: v for k, v in safeguards.items() if k != "views"})},
+         "consent_invalid"),
+        ("7: a child's case whose assessment is not in favour of return", {**base, "body": with_consent(
+            subject=child_subject, child={**safeguards, "best_interests": {
+                **safeguards["best_interests"], "outcome": "inconclusive"}})}, "consent_invalid"),
+        ("7: under 18 by the date of birth, though not flagged a child", {**base, "body": with_consent(
+            subject={"child": False, "date_of_birth": "2010-01-01"})}, "consent_invalid"),
+        ("8: no grant names the receiver", {**base, "recipient": BA}, "outside_consent"),
+        ("9: the grant does not list the purpose", {**base, "body": {**body, "purpose": "follow_up"}},
+         "outside_consent"),
+        ("10: a withdrawal covers the receiver entirely", {**base, "withdrawals": [full_withdrawal]},
+         "consent_invalid"),
+        ("11: the summary holds a category withdrawn for the receiver", {**base, "withdrawals": [
+            family_withdrawn]}, "outside_consent"),
+        ("11: the summary holds a category the grant does not list", {**base, "body": {
+            **body, "summary": {**body["summary"], "health": {"text": "Astma."}},
+            "withheld": [c for c in body["withheld"] if c != "health"]}}, "outside_consent"),
+    ]
+    return [vector(d, "consent", inp, e) for d, inp, e in cases]
+
+
 def fields_file() -> list[dict[str, Any]]:
     b64 = [("four characters, three bytes", "AAAA", None), ("base64url alphabet (- and _)", "ab-_", None),
            ("two characters, one byte, unused bits zero", "AA", None), ("empty", "", None),
@@ -416,6 +477,7 @@ DESCRIPTIONS = {
     "open.json": "Opening envelopes, and every rejection with its error code (SPEC.md section 6).",
     "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
+    "consent.json": "The receiver's consent check and a child's safeguards (SPEC.md 9.5-9.7).",
     "fields.json": "Strict forms: unpadded canonical base64url and the protocol time (SPEC.md section 1).",
     "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
                        "by path (SPEC.md 8.2).",
@@ -433,6 +495,7 @@ def build() -> dict[str, dict[str, Any]]:
         "seal.json": ("seal", seals), "open.json": ("open", opens), "chain.json": ("chain", chain),
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
         "value_sets.json": ("value_sets", value_sets_file()), "fields.json": ("fields", fields_file()),
+        "consent.json": ("consent", consent_file(bodies)),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

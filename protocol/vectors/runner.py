@@ -186,6 +186,14 @@ def _receipts(inp: dict[str, Any]) -> Any:
     return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
 
 
+def _consent(inp: dict[str, Any]) -> Any:
+    """SPEC 9.5 (and 9.7): ``check_handover`` of a handover body at ``recipient``, sent by ``sender``."""
+    check_handover(inp["body"], inp["recipient"], parse_time(inp["now"]),
+                   party_keys(inp["origin"]).signing_key.verify_key, sender=inp["sender"],
+                   withdrawals=inp.get("withdrawals", []))
+    return {"valid": True}
+
+
 def _fields(inp: dict[str, Any]) -> Any:
     if inp["op"] == "base64url":
         return {"hex": b64decode(inp["value"]).hex()}
@@ -203,6 +211,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
     "receipts": _receipts, "value_sets": _value_sets, "fields": _fields,
+    "consent": _consent,
 }
 
 
