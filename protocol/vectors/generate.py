@@ -202,6 +202,42 @@ def cards_file() -> list[dict[str, Any]]:
                    {"v": 1, "type": "key_revocation", "node_id": SE, "kid": old_card["signing_kid"],
                     "revoked_at": NOW, "reason": "compromised"}, SE, party_keys(party(IQ)).signing_key)},
                "unknown_key"),
+        *revocation_vectors(old_card, new_card),
+    ]
+
+
+def revocation_vectors(old_card: dict[str, Any], new_card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Who may sign a revocation (SPEC 3.3), and each refusal of a statement's form."""
+    old_keys, new_keys = party_keys(party(SE)), party_keys(party(SE, "#2"))
+
+    def statement(signer: Any, **changes: Any) -> dict[str, Any]:
+        doc = {"v": 1, "type": "key_revocation", "node_id": SE, "kid": old_card["signing_kid"],
+               "revoked_at": NOW, "reason": "superseded", **changes}
+        return sign_json(doc, SE, signer.signing_key)
+
+    def verify(card: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "verify_revocation", "card": card, "statement": doc}
+
+    return [
+        vector("the previous key revoked by the new card's key (a card the verifier trusts)", "cards",
+               verify(new_card, statement(new_keys))),
+        vector("a key revoked by itself, verified with its own card", "cards", verify(old_card, statement(old_keys))),
+        vector("a revocation signed only by a key the verifier's card does not hold", "cards",
+               verify(old_card, statement(new_keys)), "unknown_key"),
+        vector("a revocation whose signature does not verify", "cards",
+               verify(old_card, {**statement(old_keys), "reason": "retired"}), "bad_signature"),
+        vector("a revocation with an unknown reason", "cards", verify(old_card, statement(old_keys, reason="lost")),
+               "malformed"),
+        vector("a revocation whose reason is not a string", "cards",
+               verify(old_card, statement(old_keys, reason=["compromised"])), "malformed"),
+        vector("a revocation of version 2", "cards", verify(old_card, statement(old_keys, v=2)),
+               "unsupported_version"),
+        vector("a revocation with an extra member", "cards", verify(old_card, statement(old_keys, note="x")),
+               "malformed"),
+        vector("a revocation whose kid is not a key id", "cards", verify(old_card, statement(old_keys, kid="short")),
+               "malformed"),
+        vector("a revocation with an offset time", "cards",
+               verify(old_card, statement(old_keys, revoked_at="2026-03-02T10:00:00+00:00")), "malformed"),
     ]
 
 
