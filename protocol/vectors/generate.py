@@ -33,7 +33,7 @@ AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
              "chain.json", "receipts.json", "value_sets.json",
-             "fields.json", "consent.json")
+             "fields.json", "consent.json", "bundles.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -429,12 +429,12 @@ def consent_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
 
     base = {"body": body, "recipient": IQ, "sender": SE, "origin": party(SE), "now": NOW}
     child_subject = {"child": True, "date_of_birth": "2011-05-04"}
-    safeguards = {"guardian": {"name": "Maria Lind", "role": "appointed_guardian", "identity_verified": True,
-                               "consented_at": "2026-02-09T10:00:00Z"},
-                  "views": {"recorded_at": "2026-02-09T11:00:00Z", "summary": "Vill bo hos mormor i Erbil.",
-                            "language": "ar"},
-                  "best_interests": {"assessed_at": "2026-02-09T12:00:00Z", "assessed_by": "Socialtjänsten",
-                                     "outcome": "in_best_interests"}}
+    safeguards: dict[str, dict[str, Any]] = {
+        "guardian": {"name": "Maria Lind", "role": "appointed_guardian", "identity_verified": True,
+                     "consented_at": "2026-02-09T10:00:00Z"},
+        "views": {"recorded_at": "2026-02-09T11:00:00Z", "summary": "Vill bo hos mormor i Erbil.", "language": "ar"},
+        "best_interests": {"assessed_at": "2026-02-09T12:00:00Z", "assessed_by": "Socialtjänsten",
+                           "outcome": "in_best_interests"}}
     child_ok = with_consent(subject=child_subject, child=safeguards)
     full_withdrawal = {"consent_id": unsigned["consent_id"], "withdrawn_at": "2026-03-01T09:00:00Z",
                        "revocation": False}
@@ -478,6 +478,48 @@ def consent_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
     return [vector(d, "consent", inp, e) for d, inp, e in cases]
 
 
+def bundles_file(seals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store-and-forward files (SPEC 16): two envelopes Göteborg sent Baghdad, and receipts for them back."""
+    envelopes = [v["expected"]["envelope"] for v in seals
+                 if v["input"]["sender"]["node_id"] == SE and v["input"]["recipient"]["node_id"] == IQ][:2]
+    sealed_in = {"op": "seal", "sender": party(SE), "recipient": party(IQ), "kind": "ccm_bundle",
+                 "items": envelopes, "now": NOW, "nonce": fixed_nonce("bundle")}
+    made = vector("seal a bundle of two envelopes", "bundle", sealed_in)
+    bundle = made["expected"]["bundle"]
+    doc = strict_loads(bundle)
+    opening = {"op": "open", "bundle": bundle, "receiver": party(IQ), "partners": [party(SE)], "now": NOW}
+    receipt = {"v": 1, "type": "delivery_receipt", "message_id": fixed_id("handover"),
+               "content_hash": b64encode(hashlib.sha256(b"handover").digest()), "received_at": NOW,
+               "from": SE, "to": IQ}
+    receipts_in = {"op": "seal", "sender": party(IQ), "recipient": party(SE), "kind": "ccm_receipts",
+                   "items": [sign_json(receipt, IQ, party_keys(party(IQ)).signing_key)], "now": NOW,
+                   "nonce": fixed_nonce("receipts")}
+    receipts = vector("seal a receipts bundle", "bundle", receipts_in)
+    return [
+        made, vector("open it", "bundle", opening),
+        receipts, vector("open the receipts bundle", "bundle", {
+            "op": "open", "bundle": receipts["expected"]["bundle"], "receiver": party(SE), "partners": [party(IQ)],
+            "now": NOW}),
+        vector("1: larger than the receiver accepts", "bundle", {**opening, "max_bytes": len(bundle) - 1},
+               "oversized"),
+        vector("2: not in canonical form (a space appended)", "bundle", {**opening, "pad_to": len(bundle) + 1},
+               "non_canonical"),
+        vector("3: version 2", "bundle", {**opening, "bundle": tamper(bundle, v=2)}, "unsupported_version"),
+        vector("4: an unknown type", "bundle", {**opening, "bundle": tamper(bundle, type="ccm_other")}, "malformed"),
+        vector("5: addressed to another node", "bundle", {**opening, "receiver": party(BA)}, "wrong_recipient"),
+        vector("6: from a node that is not a partner", "bundle", {**opening, "partners": [party(BA)]},
+               "unknown_sender"),
+        vector("7: the sender's signing key is revoked", "bundle", {**opening, "revoked": [doc["skid"]]},
+               "revoked_key"),
+        vector("7: a signing key the receiver does not hold for the sender", "bundle",
+               {**opening, "partners": [party(SE, "#2")]}, "unknown_key"),
+        vector("8: a changed member (the signature no longer verifies)", "bundle",
+               {**opening, "bundle": tamper(bundle, created_at="2026-03-02T09:00:00Z")}, "bad_signature"),
+        vector("9: created more than 300 s in the receiver's future", "bundle",
+               {**opening, "now": "2026-03-02T09:54:59Z"}, "not_yet_valid"),
+    ]
+
+
 def fields_file() -> list[dict[str, Any]]:
     b64 = [("four characters, three bytes", "AAAA", None), ("base64url alphabet (- and _)", "ab-_", None),
            ("two characters, one byte, unused bits zero", "AA", None), ("empty", "", None),
@@ -513,6 +555,7 @@ DESCRIPTIONS = {
     "open.json": "Opening envelopes, and every rejection with its error code (SPEC.md section 6).",
     "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
+    "bundles.json": "Store-and-forward bundles and receipts bundles: sealing, opening, each refusal (SPEC.md 16).",
     "consent.json": "The receiver's consent check and a child's safeguards (SPEC.md 9.5-9.7).",
     "fields.json": "Strict forms: unpadded canonical base64url and the protocol time (SPEC.md section 1).",
     "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
@@ -531,7 +574,7 @@ def build() -> dict[str, dict[str, Any]]:
         "seal.json": ("seal", seals), "open.json": ("open", opens), "chain.json": ("chain", chain),
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
         "value_sets.json": ("value_sets", value_sets_file()), "fields.json": ("fields", fields_file()),
-        "consent.json": ("consent", consent_file(bodies)),
+        "consent.json": ("consent", consent_file(bodies)), "bundles.json": ("bundle", bundles_file(seals)),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

@@ -18,6 +18,7 @@ from typing import Any
 
 import nacl.signing
 
+from ..bundle import BUNDLE, MAX_BUNDLE_BYTES, open_bundle, seal_bundle, seal_receipts
 from ..canonical import b64decode, b64encode, canonical_bytes, reference_canonical_bytes, strict_loads
 from ..cards import NodeCard, make_card, make_revocation, verify_card, verify_revocation, verify_rotation
 from ..chain import message_hash, verify_chain
@@ -186,6 +187,28 @@ def _receipts(inp: dict[str, Any]) -> Any:
     return {"message_id": verified.message_id, "received_at": format_time(verified.received_at)}
 
 
+def _bundle(inp: dict[str, Any]) -> Any:
+    """SPEC 16: ``seal`` a bundle (``kind`` ``ccm_bundle`` of envelopes or ``ccm_receipts`` of receipts) or
+    ``open`` one (steps 1-10 of 16.4)."""
+    if inp["op"] == "seal":
+        sender, recipient = party_keys(inp["sender"]), party_card(inp["recipient"])
+        now, nonce = parse_time(inp["now"]), b64decode(inp["nonce"], length=24)
+        if inp["kind"] == BUNDLE:
+            data = seal_bundle(keys=sender, recipient=recipient, now=now, nonce=nonce,
+                               envelopes=[e.encode("utf-8") for e in inp["items"]])
+        else:
+            data = seal_receipts(keys=sender, recipient=recipient, receipts=inp["items"], now=now, nonce=nonce)
+        return {"bundle": _text(data)}
+    directory = StaticDirectory([party_card(p) for p in inp["partners"]], frozenset(inp.get("revoked", [])))
+    data = inp["bundle"].encode("utf-8")
+    data += b" " * max(0, inp.get("pad_to", 0) - len(data))
+    opened = open_bundle(data, keys=party_keys(inp["receiver"]), directory=directory, now=parse_time(inp["now"]),
+                         max_bytes=inp.get("max_bytes", MAX_BUNDLE_BYTES))
+    items: list[Any] = [_text(e) for e in opened.envelopes] if opened.kind == BUNDLE else list(opened.receipts)
+    return {"kind": opened.kind, "from": opened.sender, "to": opened.recipient,
+            "created_at": format_time(opened.created_at), "items": items}
+
+
 def _consent(inp: dict[str, Any]) -> Any:
     """SPEC 9.5 (and 9.7): ``check_handover`` of a handover body at ``recipient``, sent by ``sender``."""
     check_handover(inp["body"], inp["recipient"], parse_time(inp["now"]),
@@ -211,7 +234,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
     "receipts": _receipts, "value_sets": _value_sets, "fields": _fields,
-    "consent": _consent,
+    "consent": _consent, "bundle": _bundle,
 }
 
 
