@@ -277,6 +277,28 @@ def resigned_inner(inner: bytes, sender: str, **changes: Any) -> bytes:
     return canonical_bytes(sign_json(doc, sender, party_keys(party(sender)).signing_key))
 
 
+def rotation_vectors(envelope: str, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Keys in use across a rotation (SPEC 3.2): the sender's previous keys until the end of the overlap, and
+    the receiver's previous encryption key while it keeps it. The envelope is sealed by Göteborg's first keys
+    to Baghdad's first card."""
+    rotated_sender = {**base, "partners": [party(SE, "#2")],
+                      "previous_partners": [{"party": party(SE), "accepted_until": "2026-03-02T10:00:01Z"}]}
+    rotated_receiver = {**base, "receiver": party(IQ, "#2")}
+    return [
+        vector("the sender rotated: its previous keys are accepted until the end of the overlap", "open",
+               rotated_sender),
+        vector("the sender rotated: its previous keys are refused from the end of the overlap", "open",
+               {**rotated_sender, "previous_partners": [{"party": party(SE), "accepted_until": NOW}]},
+               "unknown_key"),
+        vector("the sender rotated and the receiver holds only its new card", "open",
+               {**base, "partners": [party(SE, "#2")]}, "unknown_key"),
+        vector("the receiver rotated: a message sealed to its previous key opens while it keeps that key", "open",
+               {**rotated_receiver, "retired_keys": [party(IQ)]}),
+        vector("the receiver rotated: without its previous key the message's rkid is not its key", "open",
+               rotated_receiver, "unknown_key"),
+    ]
+
+
 def inner_refusals(envelope: str) -> list[tuple[str, dict[str, Any], str]]:
     """Steps 12-14 of SPEC 6.1: each refusal the inner document can earn, behind a valid envelope."""
     base = open_input(envelope, IQ, [SE])
@@ -360,6 +382,7 @@ def seal_and_open_files(bodies: dict[str, Any]) -> tuple[list[dict[str, Any]], l
         ("body outside its schema", open_input(invalid["envelope"], SE, [IQ]), "malformed"),
     ]
     negatives += inner_refusals(envelope)
+    opens += rotation_vectors(envelope, base)
     opens += [vector(d, "open", inp, error) for d, inp, error in negatives]
     return seals, opens
 

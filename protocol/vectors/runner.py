@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,20 @@ def party_card(party: dict[str, Any]) -> NodeCard:
 
 
 class StaticDirectory:
-    """A ``Directory`` over fixed cards and revoked key ids."""
+    """A ``Directory`` over fixed cards and revoked key ids; ``previous`` adds a partner's previous cards, each
+    accepted until the end of its rotation overlap (SPEC 3.2)."""
 
-    def __init__(self, cards: list[NodeCard], revoked: frozenset[str] = frozenset()) -> None:
-        self._views = {c.node_id: PartnerView.from_cards([c], revoked) for c in cards}
+    def __init__(self, cards: list[NodeCard], revoked: frozenset[str] = frozenset(),
+                 previous: Sequence[tuple[NodeCard, datetime]] = ()) -> None:
+        grouped: dict[str, list[NodeCard]] = {}
+        until: dict[str, dict[str, datetime]] = {}
+        for card in cards:
+            grouped.setdefault(card.node_id, []).append(card)
+        for card, end in previous:
+            grouped.setdefault(card.node_id, []).append(card)
+            until.setdefault(card.node_id, {}).update({card.skid: end, card.ekid: end})
+        self._views = {node: replace(PartnerView.from_cards(group, revoked), accepted_until=until.get(node, {}))
+                       for node, group in grouped.items()}
 
     def partner(self, node_id: str) -> PartnerView | None:
         return self._views.get(node_id)
@@ -154,10 +165,14 @@ def _open(inp: dict[str, Any]) -> tuple[OpenedMessage, datetime]:
     data = b64decode(inp["envelope_b64"]) if "envelope_b64" in inp else inp["envelope"].encode("utf-8")
     data += b" " * max(0, inp.get("pad_to", 0) - len(data))
     receiver = party_keys(inp["receiver"])
-    directory = StaticDirectory([party_card(p) for p in inp["partners"]], frozenset(inp.get("revoked", [])))
+    previous = [(party_card(p["party"]), parse_time(p["accepted_until"])) for p in inp.get("previous_partners", [])]
+    directory = StaticDirectory([party_card(p) for p in inp["partners"]], frozenset(inp.get("revoked", [])),
+                                previous)
     history = StaticHistory(inp.get("seen", []), inp.get("chain_heads", []))
     now = parse_time(inp["now"])
-    return open_envelope(data, keys=receiver, directory=directory, history=history, now=now), now
+    retired = [party_keys(p) for p in inp.get("retired_keys", [])]
+    return open_envelope(data, keys=receiver, directory=directory, history=history, now=now,
+                         retired_keys=retired), now
 
 
 def _opened(inp: dict[str, Any]) -> Any:
