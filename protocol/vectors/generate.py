@@ -33,7 +33,7 @@ AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
              "chain.json", "receipts.json", "value_sets.json",
-             "fields.json", "consent.json", "bundles.json")
+             "fields.json", "consent.json", "bundles.json", "forward.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -543,6 +543,63 @@ def bundles_file(seals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def forward_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
+    """A case forwarded along a chain (SPEC 9.8): Göteborg (origin) → Stockholm, which forwards it to Sarajevo;
+    the consent names both. One vector per refusal of the custody chain and of the consent behind it."""
+    handover = bodies["handover"]
+    unsigned = {k: v for k, v in handover["consent"].items() if k != "signatures"}
+    grants = [{"recipient": node, "purposes": ["reintegration_support"],
+               "categories": ["identity", "contact", "plan"]} for node in (STO, BA)]
+
+    def consent(**changes: Any) -> dict[str, Any]:
+        return sign_consent({**unsigned, "grants": grants, **changes}, SE, party_keys(party(SE)).signing_key)
+
+    def step(holder: str, sender: str, at: str, signer: str | None = None) -> dict[str, Any]:
+        doc = {"holder": holder, "from": sender, "at": at, "message_hash": b64encode(
+            hashlib.sha256(f"hop {sender}-{holder}".encode()).digest())}
+        return sign_json(doc, holder, party_keys(party(signer or holder)).signing_key)
+
+    summary = {k: v for k, v in handover["summary"].items() if k in ("identity", "contact", "plan")}
+    withheld = [c for c in ("identity", "contact", "family", "health", "background", "education", "work",
+                            "wishes", "plan") if c not in summary]
+    original = {"case": handover["case"], "consent": consent(), "purpose": "reintegration_support",
+                "summary": summary, "withheld": withheld}
+    hop = step(STO, SE, "2026-02-20T09:00:00Z")
+    body = {"original_handover": original, "forwarded_to": BA, "chain": [hop],
+            "reason": "The returnee settles in Sarajevo."}
+    base = {"body": body, "recipient": BA, "sender": STO, "now": NOW, "keys": [party(SE), party(STO)]}
+    cases: list[tuple[str, dict[str, Any], str | None]] = [
+        ("a forward along a chain the consent names", base, None),
+        ("forwarded to another node than the receiver", {**base, "recipient": IQ}, "wrong_recipient"),
+        ("the chain does not start at the consent's origin", {**base, "body": {
+            **body, "chain": [step(STO, IQ, "2026-02-20T09:00:00Z")]}}, "broken_chain"),
+        ("the chain does not end at the sender", {**base, "sender": IQ}, "broken_chain"),
+        ("a custody step in the receiver's future", {**base, "body": {
+            **body, "chain": [step(STO, SE, "2026-03-02T10:05:01Z")]}}, "broken_chain"),
+        ("forwarded back to a node already on the chain", {**base, "recipient": STO, "body": {
+            **body, "forwarded_to": STO}}, "broken_chain"),
+        ("a custody step signed by another node's key", {**base, "body": {
+            **body, "chain": [step(STO, SE, "2026-02-20T09:00:00Z", signer=IQ)]}}, "bad_signature"),
+        ("no key for a holder on the chain", {**base, "keys": [party(SE)]}, "unknown_key"),
+        ("no key for the consent's origin", {**base, "keys": [party(STO)]}, "unknown_key"),
+        ("a holder the consent does not name", {**base, "body": {**body, "original_handover": {
+            **original, "consent": consent(grants=[g for g in grants if g["recipient"] == BA])}}},
+         "outside_consent"),
+        ("the consent does not name the receiver", {**base, "body": {**body, "original_handover": {
+            **original, "consent": consent(grants=[g for g in grants if g["recipient"] == STO])}}},
+         "outside_consent"),
+        ("the consent behind it was withdrawn", {**base, "withdrawals": [{
+            "consent_id": unsigned["consent_id"], "withdrawn_at": "2026-03-01T09:00:00Z", "revocation": False}]},
+         "consent_invalid"),
+        ("the summary holds a category the consent does not grant", {**base, "body": {**body, "original_handover": {
+            **original, "summary": {**summary, "family": handover["summary"]["family"]},
+            "withheld": [c for c in withheld if c != "family"]}}}, "outside_consent"),
+        ("the original handover with an extra member", {**base, "body": {**body, "original_handover": {
+            **original, "retention": {"days": 30}}}}, "malformed"),
+    ]
+    return [vector(d, "forward", inp, e) for d, inp, e in cases]
+
+
 def fields_file() -> list[dict[str, Any]]:
     b64 = [("four characters, three bytes", "AAAA", None), ("base64url alphabet (- and _)", "ab-_", None),
            ("two characters, one byte, unused bits zero", "AA", None), ("empty", "", None),
@@ -579,6 +636,7 @@ DESCRIPTIONS = {
     "chain.json": "Chain links across a thread: gap, reordering, fork (SPEC.md section 6.2).",
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
     "bundles.json": "Store-and-forward bundles and receipts bundles: sealing, opening, each refusal (SPEC.md 16).",
+    "forward.json": "Forwarding: the custody chain and the consent behind it (SPEC.md 9.8).",
     "consent.json": "The receiver's consent check and a child's safeguards (SPEC.md 9.5-9.7).",
     "fields.json": "Strict forms: unpadded canonical base64url and the protocol time (SPEC.md section 1).",
     "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
@@ -598,6 +656,7 @@ def build() -> dict[str, dict[str, Any]]:
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
         "value_sets.json": ("value_sets", value_sets_file()), "fields.json": ("fields", fields_file()),
         "consent.json": ("consent", consent_file(bodies)), "bundles.json": ("bundle", bundles_file(seals)),
+        "forward.json": ("forward", forward_file(bodies)),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

@@ -23,7 +23,7 @@ from ..bundle import BUNDLE, MAX_BUNDLE_BYTES, open_bundle, seal_bundle, seal_re
 from ..canonical import b64decode, b64encode, canonical_bytes, reference_canonical_bytes, strict_loads
 from ..cards import NodeCard, make_card, make_revocation, verify_card, verify_revocation, verify_rotation
 from ..chain import message_hash, verify_chain
-from ..consent import check_handover
+from ..consent import check_forward, check_handover
 from ..errors import MalformedError, ProtocolError
 from ..keys import NodeKeys
 from ..messages import enumerations
@@ -224,6 +224,15 @@ def _bundle(inp: dict[str, Any]) -> Any:
             "created_at": format_time(opened.created_at), "items": items}
 
 
+def _forward(inp: dict[str, Any]) -> Any:
+    """SPEC 9.8: ``check_forward`` of a forward body at ``recipient``, sent by ``sender``; ``keys`` are the
+    parties whose signing keys the receiver holds (the origin and every holder on the chain)."""
+    verify_keys = {p["node_id"]: party_keys(p).signing_key.verify_key for p in inp["keys"]}
+    check_forward(inp["body"], inp["recipient"], inp["sender"], parse_time(inp["now"]), verify_keys,
+                  withdrawals=inp.get("withdrawals", []))
+    return {"valid": True}
+
+
 def _consent(inp: dict[str, Any]) -> Any:
     """SPEC 9.5 (and 9.7): ``check_handover`` of a handover body at ``recipient``, sent by ``sender``."""
     check_handover(inp["body"], inp["recipient"], parse_time(inp["now"]),
@@ -249,7 +258,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
     "receipts": _receipts, "value_sets": _value_sets, "fields": _fields,
-    "consent": _consent, "bundle": _bundle,
+    "consent": _consent, "bundle": _bundle, "forward": _forward,
 }
 
 
