@@ -22,6 +22,7 @@ from .errors import (
     ExpiredError,
     MalformedError,
     NotYetValidError,
+    OversizedError,
     RevokedKeyError,
     UnknownKeyError,
     UnsupportedVersionError,
@@ -329,6 +330,52 @@ def verify_revocation(statement: object, trusted: NodeCard | list[NodeCard]) -> 
             verify_signed_json(statement, node_id, card.verify_key)
             return Revocation(node_id, kid, revoked_at, statement["reason"], statement)
     raise UnknownKeyError("revocation not signed by a trusted key of that node")
+
+
+def check_key_rotated(body: Mapping[str, Any], skid: str, held: NodeCard, now: datetime, *,
+                      revoked: frozenset[str] = frozenset()) -> NodeCard:
+    """The receiver's check of a ``key_rotated`` body (SPEC.md 3.2, "Announcement"), after ``open_envelope``.
+
+    Args:
+        body: the validated body (``new_card``, ``effective_at``, ``overlap_until``).
+        skid: the envelope's ``skid``: the key the announcement was signed with.
+        held: the card the receiver currently holds for the sender.
+        now: the receiver's clock.
+        revoked: key ids the receiver knows to be revoked.
+    Returns:
+        The new card, to hold next (its keys still to be checked against other nodes' keys, 3.1).
+    Raises:
+        MalformedError: not announced with the signing key of ``held``, or ``new_card`` not a card.
+        ProtocolError: as ``verify_rotation``.
+    """
+    if skid != held.skid:
+        raise MalformedError("a key rotation must be announced with the key it replaces")
+    card = NodeCard.from_json(body["new_card"])
+    verify_rotation(held, card, now, revoked=revoked)
+    return card
+
+
+#: The largest revocation batch (SPEC.md 3.3, "Transport") and the most statements in one.
+MAX_REVOCATION_BATCH_BYTES = 65_536
+MAX_REVOCATION_BATCH = 16
+
+
+def parse_revocation_batch(data: bytes) -> list[dict[str, Any]]:
+    """The statements of a revocation batch, before any of them is verified (SPEC.md 3.3, "Transport").
+
+    Raises:
+        OversizedError: more than ``MAX_REVOCATION_BATCH_BYTES``.
+        MalformedError: not strict JSON, or not an array of 1..16 objects that all name one node.
+    """
+    if len(data) > MAX_REVOCATION_BATCH_BYTES:
+        raise OversizedError("revocation batch too large")
+    doc = strict_loads(data)
+    if not isinstance(doc, list) or not 1 <= len(doc) <= MAX_REVOCATION_BATCH or \
+            not all(isinstance(s, dict) for s in doc):
+        raise MalformedError(f"expected a JSON array of 1..{MAX_REVOCATION_BATCH} revocation statements")
+    if len({s.get("node_id") for s in doc}) != 1:
+        raise MalformedError("the statements of one batch must concern one node")
+    return doc
 
 
 def card_from_bytes(data: bytes) -> NodeCard:

@@ -20,11 +20,13 @@ from typing import Any
 import nacl.public
 
 from ..canonical import b64decode, b64encode, canonical_bytes, strict_loads
+from ..cards import make_revocation
 from ..consent import sign_consent
 from ..envelope import Envelope, sig_member
 from ..messages import enumerations
 from ..seal import open_envelope
 from ..signing import sign_json
+from ..times import parse_time
 from .runner import VECTOR_DIR, StaticDirectory, StaticHistory, compute, party_card, party_keys
 
 NOW = "2026-03-02T10:00:00Z"
@@ -203,6 +205,51 @@ def cards_file() -> list[dict[str, Any]]:
                     "revoked_at": NOW, "reason": "compromised"}, SE, party_keys(party(IQ)).signing_key)},
                "unknown_key"),
         *revocation_vectors(old_card, new_card),
+        *key_rotated_vectors(old_card, new_card, unendorsed),
+    ]
+
+
+def key_rotated_vectors(old_card: dict[str, Any], new_card: dict[str, Any],
+                        unendorsed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The receiver's check of a ``key_rotated`` body (SPEC 3.2): who announced it and the card it carries."""
+    body = {"new_card": new_card, "effective_at": "2026-06-01T00:00:00Z", "overlap_until": "2026-07-01T00:00:00Z"}
+    base = {"op": "key_rotated", "body": body, "skid": old_card["signing_kid"], "held": old_card,
+            "now": "2026-06-01T00:00:00Z"}
+    return [
+        vector("a key_rotated announced with the key it replaces", "cards", base),
+        vector("a key_rotated announced with another key", "cards", {**base, "skid": new_card["signing_kid"]},
+               "malformed"),
+        vector("a key_rotated whose card the old key did not endorse", "cards",
+               {**base, "body": {**body, "new_card": unendorsed}}, "bad_signature"),
+        vector("a key_rotated from a key the receiver knows to be revoked", "cards",
+               {**base, "revoked": [old_card["signing_kid"]]}, "revoked_key"),
+        vector("a key_rotated whose new card is not a card", "cards",
+               {**base, "body": {**body, "new_card": {"v": 1}}}, "malformed"),
+        *revocation_batch_vectors(old_card),
+    ]
+
+
+def revocation_batch_vectors(old_card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The revocation endpoint's body (SPEC 3.3, "Transport"): an array of 1..16 statements of one node."""
+    keys = party_keys(party(SE))
+    one = make_revocation(keys, old_card["signing_kid"], revoked_at=parse_time(NOW), reason="compromised")
+    other_node = make_revocation(party_keys(party(IQ)), party_keys(party(IQ)).skid, revoked_at=parse_time(NOW),
+                                 reason="retired")
+    text = canonical_bytes([one]).decode("utf-8")
+
+    def batch(items: Any) -> dict[str, Any]:
+        return {"op": "revocation_batch", "batch": canonical_bytes(items).decode("utf-8")}
+
+    return [
+        vector("a batch of one statement", "cards", {"op": "revocation_batch", "batch": text}),
+        vector("a batch of sixteen statements", "cards", batch([one] * 16)),
+        vector("a batch of seventeen statements", "cards", batch([one] * 17), "malformed"),
+        vector("an empty batch", "cards", batch([]), "malformed"),
+        vector("a statement alone, not in an array", "cards", batch(one), "malformed"),
+        vector("statements of two nodes in one batch", "cards", batch([one, other_node]), "malformed"),
+        vector("a batch that is not JSON", "cards", {"op": "revocation_batch", "batch": text[:-1]}, "malformed"),
+        vector("a batch over 65,536 bytes", "cards",
+               {"op": "revocation_batch", "batch": text + " " * (65_537 - len(text))}, "oversized"),
     ]
 
 

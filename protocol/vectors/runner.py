@@ -21,7 +21,16 @@ import nacl.signing
 
 from ..bundle import BUNDLE, MAX_BUNDLE_BYTES, open_bundle, seal_bundle, seal_receipts
 from ..canonical import b64decode, b64encode, canonical_bytes, reference_canonical_bytes, strict_loads
-from ..cards import NodeCard, make_card, make_revocation, verify_card, verify_revocation, verify_rotation
+from ..cards import (
+    NodeCard,
+    check_key_rotated,
+    make_card,
+    make_revocation,
+    parse_revocation_batch,
+    verify_card,
+    verify_revocation,
+    verify_rotation,
+)
 from ..chain import message_hash, verify_chain
 from ..consent import check_forward, check_handover
 from ..errors import MalformedError, ProtocolError
@@ -139,6 +148,14 @@ def _cards(inp: dict[str, Any]) -> Any:
     elif op == "rotate":
         verify_rotation(NodeCard.from_json(inp["old_card"]), NodeCard.from_json(inp["new_card"]),
                         parse_time(inp["now"]))
+    elif op == "key_rotated":
+        card = check_key_rotated(inp["body"], inp["skid"], NodeCard.from_json(inp["held"]), parse_time(inp["now"]),
+                                 revoked=frozenset(inp.get("revoked", [])))
+        return {"card": card.to_json()}
+    elif op == "revocation_batch":
+        statements = parse_revocation_batch(b64decode(inp["batch_b64"]) if "batch_b64" in inp
+                                            else inp["batch"].encode("utf-8"))
+        return {"node_id": statements[0]["node_id"], "count": len(statements)}
     elif op == "revoke":
         keys = party_keys(inp["party"])
         statement = make_revocation(keys, inp["kid"], revoked_at=parse_time(inp["now"]), reason=inp["reason"])

@@ -30,10 +30,8 @@ from node.exchange.trust.models import KeyRevocation, PartnerKey
 from node.exchange.trust.partner_keys import RevocationSigners, revocations
 from protocol import (
     KeyFileError,
-    MalformedError,
     NodeCard,
     NodeKeys,
-    OversizedError,
     Revocation,
     UnknownSenderError,
     canonical_bytes,
@@ -43,11 +41,9 @@ from protocol import (
     strict_loads,
     verify_revocation,
 )
-from protocol.cards import REVOCATION_REASONS
+from protocol.cards import MAX_REVOCATION_BATCH, REVOCATION_REASONS, parse_revocation_batch
 from protocol.keys import check_node_id
 
-MAX_REVOCATION_BYTES = 65_536
-MAX_STATEMENTS = 16
 #: This node's messages given up when their key is revoked (one in flight is left to its worker).
 GIVE_UP = ("queued", "parked")
 
@@ -159,18 +155,6 @@ class AcceptedRevocations:
     known: int
 
 
-def _statements(data: bytes) -> list[dict[str, Any]]:
-    if len(data) > MAX_REVOCATION_BYTES:
-        raise OversizedError("revocation batch too large")
-    doc = strict_loads(data)
-    if not isinstance(doc, list) or not 1 <= len(doc) <= MAX_STATEMENTS or \
-            not all(isinstance(s, dict) for s in doc):
-        raise MalformedError(f"expected a JSON array of 1..{MAX_STATEMENTS} revocation statements")
-    if len({s.get("node_id") for s in doc}) != 1:
-        raise MalformedError("the statements of one batch must concern one node")
-    return doc
-
-
 def accept_revocations(session: orm.Session, data: bytes, *, now: datetime, source: str) -> AcceptedRevocations:
     """Verify and record a partner's revocation statements, all or none (no commit).
 
@@ -190,7 +174,7 @@ def accept_revocations(session: orm.Session, data: bytes, *, now: datetime, sour
         UnknownSenderError: the node is not a partner (nothing is stored).
         UnknownKeyError / BadSignatureError / UnsupportedVersionError: a statement does not verify.
     """
-    statements = _statements(data)
+    statements = parse_revocation_batch(data)
     node_id = check_node_id(statements[0].get("node_id"))
     partner = session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
     if partner is None:
@@ -234,6 +218,6 @@ def accept_revocations(session: orm.Session, data: bytes, *, now: datetime, sour
 
 
 def revocation_batches(statements: Sequence[dict[str, Any]]) -> list[bytes]:
-    """This node's statements as request bodies of at most ``MAX_STATEMENTS`` each."""
-    return [canonical_bytes(list(statements[i:i + MAX_STATEMENTS]))
-            for i in range(0, len(statements), MAX_STATEMENTS)]
+    """This node's statements as request bodies of at most ``MAX_REVOCATION_BATCH`` each."""
+    return [canonical_bytes(list(statements[i:i + MAX_REVOCATION_BATCH]))
+            for i in range(0, len(statements), MAX_REVOCATION_BATCH)]

@@ -37,13 +37,12 @@ from node.exchange.trust.partners import list_partners, partner_card
 from protocol import (
     BoxCache,
     MalformedError,
-    NodeCard,
     NodeKeys,
     OpenedMessage,
     b64encode,
     make_card,
-    verify_rotation,
 )
+from protocol.cards import check_key_rotated
 from protocol.envelope import MAX_TTL
 from protocol.messages import MAX_ROTATION_OVERLAP
 from protocol.times import format_time, parse_time
@@ -131,11 +130,8 @@ def apply_key_rotated(session: orm.Session, *, message: InboundMessage, opened: 
             another partner or this node holds (``check_key_reuse``).
         RevokedKeyError / BadSignatureError / ExpiredError / NotYetValidError: ``verify_rotation`` refuses.
     """
-    if opened.skid != partner.signing_kid:
-        raise MalformedError("a key rotation must be announced with the key it replaces")
-    card = NodeCard.from_json(opened.body["new_card"])
-    verify_rotation(partner_card(partner), card, now,
-                    revoked=frozenset(r.kid for r in revocations(session, partner)))
+    card = check_key_rotated(opened.body, opened.skid, partner_card(partner), now,
+                             revoked=frozenset(r.kid for r in revocations(session, partner)))
     try:
         check_key_reuse(session, card, partner_id=partner.id, own_kids={keys.skid, keys.ekid})
     except KeyReuse as exc:

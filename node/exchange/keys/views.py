@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from node.db import request_session
 from node.errors import problem
 from node.exchange.inbox.federation import refusal
-from node.exchange.keys.revocation import MAX_REVOCATION_BYTES, accept_revocations
+from node.exchange.keys.revocation import accept_revocations
 from protocol import OversizedError, ProtocolError
+from protocol.cards import MAX_REVOCATION_BATCH_BYTES as MAX_REVOCATION_BYTES
 
 log = logging.getLogger(__name__)
 
