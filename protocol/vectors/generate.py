@@ -17,17 +17,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import nacl.public
-
-from ..canonical import b64decode, b64encode, canonical_bytes, strict_loads
+from ..canonical import b64encode, canonical_bytes, strict_loads
 from ..cards import make_revocation
 from ..consent import sign_consent
-from ..envelope import Envelope, sig_member
 from ..messages import enumerations
-from ..seal import open_envelope
 from ..signing import sign_json
 from ..times import parse_time
-from .runner import VECTOR_DIR, StaticDirectory, StaticHistory, compute, party_card, party_keys
+from .runner import VECTOR_DIR, compute, party_keys, reseal
 
 NOW = "2026-03-02T10:00:00Z"
 TTL = 30 * 24 * 3600
@@ -305,17 +301,7 @@ def flip(text: str, index: int = 10) -> str:
 def reseal_inner(envelope: str, sender: str, recipient: str, change: Callable[[bytes], bytes]) -> str:
     """The envelope with its inner document replaced by ``change(inner bytes)``, encrypted again to the
     recipient and with a valid outer signature: a refusal must then come from the inner checks (steps 12-14)."""
-    keys, card = party_keys(party(sender)), party_card(party(recipient))
-    doc = strict_loads(envelope)
-    header = Envelope.from_json(doc).header
-    opened = open_envelope(envelope.encode("utf-8"), keys=party_keys(party(recipient)),
-                           directory=StaticDirectory([party_card(party(sender))]), history=StaticHistory([], []),
-                           now=header.created)
-    nonce = b64decode(doc["nonce"], length=24)
-    ct = nacl.public.Box(keys.encryption_key, nacl.public.PublicKey(card.encryption_key)).encrypt(
-        change(opened.inner_bytes), nonce).ciphertext
-    head, tail = Envelope(header, keys.skid, keys.ekid, card.ekid, nonce, ct, b"").canonical_parts()
-    return b"".join((head, sig_member(keys.signing_key.sign(head + tail).signature), tail)).decode("utf-8")
+    return reseal(envelope, party(sender), party(recipient), change).decode("utf-8")
 
 
 def resigned_inner(inner: bytes, sender: str, **changes: Any) -> bytes:
@@ -378,6 +364,10 @@ def inner_refusals(envelope: str) -> list[tuple[str, dict[str, Any], str]]:
          "header_mismatch"),
         ("inner document whose agreement is not an id", with_inner(lambda b: resigned_inner(b, SE, agreement=7)),
          "malformed"),
+        ("inner document one byte over 778,240 (padded with spaces, sealed again)",
+         {**base, "sender": party(SE), "inner_pad_to": 778_241}, "oversized"),
+        ("inner document of exactly 778,240 bytes passes the size check (then its spaces are not canonical)",
+         {**base, "sender": party(SE), "inner_pad_to": 778_240}, "non_canonical"),
     ]
 
 

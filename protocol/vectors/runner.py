@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nacl.public
 import nacl.signing
 
 from ..bundle import BUNDLE, MAX_BUNDLE_BYTES, open_bundle, seal_bundle, seal_receipts
@@ -33,6 +34,7 @@ from ..cards import (
 )
 from ..chain import message_hash, verify_chain
 from ..consent import check_forward, check_handover
+from ..envelope import Envelope, sig_member
 from ..errors import MalformedError, ProtocolError
 from ..keys import NodeKeys
 from ..messages import enumerations
@@ -178,8 +180,33 @@ def _seal(inp: dict[str, Any]) -> Any:
             "envelope": _text(sealed.data)}
 
 
+def reseal(envelope: str, sender: dict[str, Any], recipient: dict[str, Any],
+           change: Callable[[bytes], bytes]) -> bytes:
+    """``envelope`` with its inner document replaced by ``change(inner)``: encrypted again to ``recipient`` with
+    the same nonce and signed again by ``sender`` (so a refusal comes from the inner checks, SPEC 6.1 12-14)."""
+    keys, card = party_keys(sender), party_card(recipient)
+    doc = strict_loads(envelope)
+    header = Envelope.from_json(doc).header
+    opened = open_envelope(envelope.encode("utf-8"), keys=party_keys(recipient),
+                           directory=StaticDirectory([party_card(sender)]), history=StaticHistory([], []),
+                           now=header.created)
+    nonce = b64decode(doc["nonce"], length=24)
+    ct = nacl.public.Box(keys.encryption_key, nacl.public.PublicKey(card.encryption_key)).encrypt(
+        change(opened.inner_bytes), nonce).ciphertext
+    head, tail = Envelope(header, keys.skid, keys.ekid, card.ekid, nonce, ct, b"").canonical_parts()
+    return b"".join((head, sig_member(keys.signing_key.sign(head + tail).signature), tail))
+
+
+def _envelope_bytes(inp: dict[str, Any]) -> bytes:
+    if "inner_pad_to" in inp:  # a valid envelope whose inner document is padded with spaces to that size
+        size = inp["inner_pad_to"]
+        return reseal(inp["envelope"], inp["sender"], inp["receiver"],
+                      lambda inner: inner + b" " * max(0, size - len(inner)))
+    return b64decode(inp["envelope_b64"]) if "envelope_b64" in inp else inp["envelope"].encode("utf-8")
+
+
 def _open(inp: dict[str, Any]) -> tuple[OpenedMessage, datetime]:
-    data = b64decode(inp["envelope_b64"]) if "envelope_b64" in inp else inp["envelope"].encode("utf-8")
+    data = _envelope_bytes(inp)
     data += b" " * max(0, inp.get("pad_to", 0) - len(data))
     receiver = party_keys(inp["receiver"])
     previous = [(party_card(p["party"]), parse_time(p["accepted_until"])) for p in inp.get("previous_partners", [])]
