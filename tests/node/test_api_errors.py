@@ -60,6 +60,28 @@ def test_broken_json_is_400(client: FlaskClient, make_user: MakeUser, body: byte
     assert fragment in _problem(response)["detail"]
 
 
+def test_a_broken_body_is_named_once_and_where(client: FlaskClient, make_user: MakeUser) -> None:
+    _, token = make_user("counsellor")
+    response = client.post("/api/v1/cases", data=b'{"returnee": {"given_names": "A",}}',
+                           content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+    detail = _problem(response)["detail"]
+    assert detail.count("not valid JSON") == 1 and "JSONDecodeError" not in detail
+    assert "(line 1, column " in detail
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_body_not_sent_as_json_is_415(client: FlaskClient, make_user: MakeUser, content_type: str | None) -> None:
+    """Never parsed as JSON anyway, nor reported as missing fields: the expected content type is named."""
+    _, token = make_user("counsellor")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post("/api/v1/cases", data=MINIMAL, headers=headers,
+                           **({"content_type": content_type} if content_type else {}))
+    assert response.status_code == 415
+    body = _problem(response)
+    assert body["code"] == "unsupported_media_type" and "application/json" in body["detail"]
+    assert client.get("/api/v1/cases", headers=headers).get_json()["items"] == []
+
+
 def test_unknown_field_is_422_with_field_errors(client: FlaskClient, make_user: MakeUser) -> None:
     _, token = make_user("counsellor")
     body = MINIMAL[:-1] + b', "favourite_colour": "green"}'

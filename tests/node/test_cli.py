@@ -120,3 +120,27 @@ def test_audit_verify_names_a_tampered_entry(node_dir: tuple[Path, list[str]],
     engine.dispose()
     code, _out, err = run(capsys, *d, "audit", "verify")
     assert code == 1 and "entry 2" in err and "BROKEN" in err
+
+
+def test_options_are_never_abbreviated(node_dir: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """``--rol`` is not ``--role``: an abbreviation is refused, at every level of subcommands."""
+    data, _ = node_dir
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-dir", str(data), "user", "add", "nadia", "--rol", "counsellor"])
+    assert exited.value.code == 2
+    assert "--role" in capsys.readouterr().err
+    assert run(capsys, "--data-dir", str(data), "user", "list")[1] == ""  # nothing added
+
+
+def test_serve_on_a_port_in_use_is_one_line(node_dir: tuple[Path, list[str]],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    data, _ = node_dir
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "--data-dir", str(data), "serve", "--port", str(port))
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in err

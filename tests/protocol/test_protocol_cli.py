@@ -113,3 +113,10 @@ def test_python_dash_m_protocol(tmp_path: Path) -> None:
                             capture_output=True, env=env, check=False, timeout=60)
     assert result.returncode == 1 and result.stderr.startswith(b"error: ")
     assert b"Traceback" not in result.stderr
+
+
+def test_options_are_never_abbreviated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["keygen", "--nod", "se.gi-goteborg", "--out", str(tmp_path / "k")])
+    assert exited.value.code == 2 and "--node-id" in capsys.readouterr().err
+    assert not (tmp_path / "k").exists()
