@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -334,6 +335,21 @@ def test_a_card_is_never_fetched_from_a_local_private_or_special_address(card_se
     card_server.routes["/federation/v1/card"] = (200, b"{}", 0, {})
     with pytest.raises(CardFetchError, match=f"a {reason} address: this node does not connect to it"):
         fetch_card(f"http://{host}:{card_server.server_address[1]}/", policy=OutboundPolicy())
+    assert card_server.hits == 0
+
+
+def test_a_name_is_checked_by_the_address_it_resolves_to(card_server: _CardServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A public-looking name whose DNS answer is a loopback address is refused before any connection."""
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host == "card.partner.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    card_server.routes["/federation/v1/card"] = (200, b"{}", 0, {})
+    with pytest.raises(CardFetchError, match=r"card\.partner\.example is 127\.0\.0\.1, a loopback address"):
+        fetch_card(f"http://card.partner.example:{card_server.server_address[1]}/", policy=OutboundPolicy())
     assert card_server.hits == 0
 
 
