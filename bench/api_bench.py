@@ -3,7 +3,7 @@
     .venv/bin/python bench/api_bench.py [--cases 100000] [--backends sqlite,postgresql] [--samples 400]
 
 For each database it creates a node (data dir in a temp folder; PostgreSQL: a fresh database, dropped at the
-end), fills it with demo cases, starts it under gunicorn with 2 sync workers on loopback, and measures over
+end), fills it with demo cases, starts it under gunicorn (2 workers of the node's own class, 4 threads each) on loopback, and measures over
 HTTP with keep-alive: search by name, search by filter, a case page (case + timeline), and a case create.
 It prints p50/p99 in milliseconds and the PSS of the idle node (master + workers, /proc/PID/smaps_rollup).
 Targets (issue #3): search and read p99 <= 50 ms on both databases; idle node <= 130 MB PSS.
@@ -147,7 +147,7 @@ def run_backend(backend: str, cases: int, samples: int) -> None:
                                      "date_of_birth": "1988-03-14"},
                         "destination_country": "BA"}, timeout=10)),
         ]
-        print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 sync workers")
+        print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 workers × 4 threads")
         for name, p50, p99 in results:
             print(f"  {name:40s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
         time.sleep(1.0)

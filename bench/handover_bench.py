@@ -4,7 +4,7 @@
         [--backends sqlite,postgresql] [--clients 4] [--live 2000] [--baseline-rounds 3]
 
 For each database two nodes, GI Göteborg (se.gi-goteborg) and CLDD Sarajevo (ba.cldd-sarajevo), each its own
-gunicorn process (``ccm-node serve``, 2 sync workers) and database (a SQLite file, or a fresh PostgreSQL
+gunicorn process (``ccm-node serve``, 2 workers × 4 threads) and database (a SQLite file, or a fresh PostgreSQL
 database made and dropped here), become partners through the real path (card file, fingerprint, agreement:
 ``tests.harness``) and each runs a delivery worker (``ccm-node deliver``, polling every 50 ms, backing off at
 most 1 s). Everything shares this machine's CPUs: both nodes, their workers, the clients, the database server.
@@ -443,7 +443,7 @@ def report(backend: str, f: Figures, args: argparse.Namespace) -> None:
          f"(queued beforehand at {f.enqueue_rate:.0f} /s)"),
         ("    ratio (c) / live inbox", verdict(args.backlog / f.drain_seconds / f.live_rate)),
     ]
-    print(f"-- {backend}: gunicorn 2 sync workers per node, {args.clients} client threads, "
+    print(f"-- {backend}: gunicorn 2 workers × 4 threads per node, {args.clients} client threads, "
           f"{os.cpu_count()} CPUs shared by everything", flush=True)
     for name, value in rows:
         print(f"  {name:40s} {value}", flush=True)
