@@ -3,8 +3,9 @@
     .venv/bin/python bench/api_bench.py [--cases 100000] [--backends sqlite,postgresql] [--samples 400]
 
 For each database it creates a node (data dir in a temp folder; PostgreSQL: a fresh database, dropped at the
-end), fills it with demo cases, starts it under gunicorn (2 workers of the node's own class, 4 threads each) on loopback, and measures over
-HTTP with keep-alive: search by name, search by filter, a case page (case + timeline), and a case create.
+end), fills it with demo cases, starts it under gunicorn (2 workers of the node's own class, 4 threads each)
+on loopback, and measures over HTTP with keep-alive: search by name, search by filter, a case page
+(case + timeline), and a case create.
 It prints p50/p99 in milliseconds and the PSS of the idle node (master + workers, /proc/PID/smaps_rollup).
 Targets (issue #3): search and read p99 <= 50 ms on both databases; idle node <= 130 MB PSS.
 """

@@ -2,14 +2,14 @@
 
     python -m bench.bare_inbox --keys-dir DATA_DIR --sender-card CARD.json --database-url URL --port P
 
-(run from the repository root). It makes the same protocol calls as the node's inbox
-(``protocol.open_envelope`` with the receiver's keys and a shared-key cache, ``protocol.make_receipt``), uses
-the node's database settings (``node.db.make_engine``: the same SQLite pragmas and ``BEGIN IMMEDIATE``, or
-psycopg 3 on PostgreSQL) and the gunicorn settings of ``ccm-node serve`` (the node's buffering worker class, preloaded app, a fresh
-pool after fork), and does nothing else: the directory holds the one sender's card, the history has seen
-nothing and knows no chain head (the first message of a thread passes, as every handover is), and each message
-is one row of one table. The table is created at start and holds no constraint but its primary key, so the
-same messages can be posted again.
+(run from the repository root). It makes the same protocol calls as the node's inbox (``protocol.open_envelope``
+with the receiver's keys and a shared-key cache, ``protocol.make_receipt``), uses the node's database settings
+(``node.db.make_engine``: the same SQLite pragmas and ``BEGIN IMMEDIATE``, or psycopg 3 on PostgreSQL) and the
+gunicorn settings of ``ccm-node serve`` (the node's buffering worker class, preloaded app, a fresh pool after
+fork), and does nothing else: the directory holds the one sender's card, the history has seen nothing and knows no
+chain head (the first message of a thread passes, as every handover is), and each message is one row of one table.
+The table is created at start and holds no constraint but its primary key, so the same messages can be posted
+again.
 """
 
 from __future__ import annotations
