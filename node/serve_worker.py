@@ -10,7 +10,7 @@ event loop, without a thread, and hands a thread only a complete request; a slow
 thread. A request that is not complete within :data:`HEADER_SECONDS` (headers) or :data:`REQUEST_SECONDS`
 (headers and body) is answered ``408 Request Timeout`` and closed. A request larger than the node accepts is
 handed on as soon as its headers are read: the app answers 413 without reading it. Kept-alive connections go
-through the same path for their next request.
+through the same path for their next request, also when the client sent it before the answer (pipelining).
 
 What is buffered is bounded: at most ``max_request_bytes`` of body (plus :data:`MAX_HEAD_BYTES` of headers)
 per connection and ``worker_connections`` connections per worker.
@@ -114,6 +114,24 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         conn.reset_deadlines()
         self._start_reading(conn)
         self._read(conn, client)
+
+    def finish_request(self, conn: BufferedConn, fs: Any) -> None:
+        """After a response on a kept-alive connection: bytes the client sent ahead of it (pipelining) are a
+        request of their own, read whole here like any other, never handed to a thread unfinished."""
+        try:
+            keep = not fs.cancelled() and fs.result() is True
+        except Exception:
+            keep = False
+        if keep and self.alive and conn.parser is not None:
+            ahead = conn.parser.unreader.take_buffered()
+            if ahead:
+                conn.pending += ahead
+                conn.reset_deadlines()
+                self._start_reading(conn)
+                if request_complete(conn.pending, self.max_body):
+                    self._hand_over(conn)
+                return
+        super().finish_request(conn, fs)
 
     def _start_reading(self, conn: BufferedConn) -> None:
         conn.sock.setblocking(False)

@@ -104,6 +104,42 @@ def test_ccm_node_serve_answers_while_200_clients_send_slowly(tmp_path: Path) ->
         net.stop_all()
 
 
+def test_a_request_pipelined_behind_another_is_read_whole_too(tmp_path: Path) -> None:
+    """A client that sends a whole request and the start of the next one (pipelining) gets its answer, and the
+    unfinished second request waits in the event loop, not in a thread: 100 such clients do not stop the node."""
+    net = Network(tmp_path, lambda: None)
+    node = net.add("se.gi-goteborg", "Göteborgs-Initiativet")
+    socks: list[socket.socket] = []
+    try:
+        node.start()
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+            sock.sendall(b"GET /federation/v1/card HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /federation/v1/card HTTP/1.1\r\nHost: x\r\n")
+            socks.append(sock)
+        timings = []
+        for _ in range(6):
+            status, took = _normal_request(node.port)
+            assert status == 200
+            timings.append(took)
+            time.sleep(0.3)
+        assert max(timings) < 1.0, timings
+        deadline = time.monotonic() + HEADER_SECONDS + 5
+        answered = 0
+        for sock in socks:  # each got its first answer, then a 408 for the unfinished second request
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65_536):
+                    data += chunk
+            answered += data.startswith(b"HTTP/1.1 200") and b"408 Request Timeout" in data
+        assert answered == len(socks)
+    finally:
+        for sock in socks:
+            sock.close()
+        net.stop_all()
+
+
 @pytest.fixture
 def deployed(tmp_path: Path) -> Iterator[int]:
     """A node run the production way: gunicorn with deploy/gunicorn.conf.py and CCM_DATA_DIR."""
