@@ -47,6 +47,12 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: base32 TOTP secret once the user has enrolled an authenticator app (None: no second factor)
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    #: the last TOTP time step accepted: a code is never accepted twice
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    #: the user must enrol TOTP before using the web interface (always so for admins)
+    totp_required: Mapped[bool] = mapped_column(default=False)
 
 
 class ApiToken(Base):

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .auth import Actor
 
 GENESIS_HASH = "0" * 64
-ACTIONS = frozenset({"create", "read", "update", "delete", "export", "login", "withdraw", "send", "receive"})
+ACTIONS = frozenset({"create", "read", "update", "delete", "export", "login", "login_failed", "logout", "withdraw",
+                     "send", "receive"})
 
 
 class AuditEntry(Base):

@@ -74,6 +74,8 @@ class NodeConfig:
     #: other networks outbound requests may go to although they are private (e.g. a VPN between partners),
     #: as CIDR strings ([network] allow_networks)
     allow_networks: tuple[str, ...] = ()
+    #: a signed-in browser session unused for this many minutes is ended ([web] idle_minutes)
+    web_idle_minutes: int = 30
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -143,6 +145,9 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
     network = raw.get("network", {})
     if not isinstance(network, dict):
         raise ConfigError("node.toml: [network] must be a table")
+    web = raw.get("web", {})
+    if not isinstance(web, dict):
+        raise ConfigError("node.toml: [web] must be a table")
     database_url = os.environ.get("CCM_DATABASE_URL") or raw.get("database", {}).get("url") \
         or default_database_url(path)
     try:
@@ -162,6 +167,7 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
             database_busy_seconds=_positive(settings.get("database_busy_seconds", 5), "database_busy_seconds"),
             allow_loopback=_flag(network.get("allow_loopback", False), "allow_loopback"),
             allow_networks=_networks(network.get("allow_networks", [])),
+            web_idle_minutes=_positive(web.get("idle_minutes", 30), "idle_minutes"),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node.toml: invalid setting: {exc}") from None
@@ -226,6 +232,10 @@ def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url
         "# Hours a partner has to confirm an erasure (consent withdrawn, handover revoked) before the",
         "# request is flagged to the admin ('ccm-node erasures --overdue').",
         "erasure_confirm_hours = 72",
+        "",
+        "[web]",
+        "# A signed-in browser session unused for this many minutes is ended.",
+        "idle_minutes = 30",
         "",
     ]
     if database_url:

@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, has_request_context, json
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,13 @@ _CODES_BY_STATUS = {
 
 def problem(status: int, title: str, code: str | None = None, detail: str | None = None,
             errors: Any = None, headers: dict[str, str] | None = None) -> Response:
-    """Build a problem-details response."""
+    """Build a problem-details response, or the error page of the web interface when a page was asked for
+    (the renderer in ``app.extensions["ccm_error_page"]`` decides; it answers None outside the web pages)."""
     code = code or _CODES_BY_STATUS.get(status, "error")
+    render = current_app.extensions.get("ccm_error_page") if has_request_context() else None
+    page = render(status, code, headers or {}) if render is not None else None
+    if page is not None:
+        return page
     body: dict[str, Any] = {"type": f"urn:ccm:problem:{code}", "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail

@@ -11,7 +11,7 @@ The layers, bottom to top (docs/architecture.md draws them):
     trust < delivery < inbox                   the exchange's rooms
     keys | handovers                           side by side: neither imports the other
     chain                                      stands on handovers
-    node.exchange.wiring                       every room's appliers, registered
+    node.exchange.wiring | worklist            every room's appliers, registered | the home page's queues
     app, command line, admin, web              create_app, node.cli, node.serve, node.migrate, demo, admin/
 
 TYPE_CHECKING imports count too: a circle in the types is a circle a reader has to untangle.
@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("handovers", 7, ("node.exchange.handovers",)),
     ("chain", 8, ("node.exchange.chain",)),
     ("wiring", 9, ("node.exchange.wiring",)),
+    ("worklist", 9, ("node.exchange.worklist",)),
     ("app and admin", 10, ("node.cli", "node.serve", "node.serve_worker", "node.wsgi", "node.migrate",
                            "node.migrations", "node.demo_network", "node.demo_nodes", "node.demo_story", "node.web",
                            "admin")),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -149,10 +149,15 @@ def search_conditions(filters: dict[str, Any], stage_keys: tuple[str, ...]) -> l
 
 
 def search_cases(session: orm.Session, actor: Actor, filters: dict[str, Any], *, stage_keys: tuple[str, ...],
-                 now: dt.datetime) -> dict[str, Any]:
+                 now: dt.datetime, extra: Sequence[sa.ColumnElement[bool]] = (),
+                 extra_names: Sequence[str] = ()) -> dict[str, Any]:
     """One page of the cases the actor may see that match ``filters``, newest first (audited as one read
     with the number of results; the query itself is not logged, it may hold a name).
 
+    Args:
+        extra: further conditions on ``Case``, ANDed with the filters: those of a higher layer, which this
+            module may not import (e.g. ``node.exchange.worklist.partner_condition``).
+        extra_names: the names of those conditions, for the audit entry's ``filters``.
     Returns:
         ``{"items": [Case, ...], "page", "per_page", "total"}``.
     Raises:
@@ -161,12 +166,13 @@ def search_cases(session: orm.Session, actor: Actor, filters: dict[str, Any], *,
     """
     require(actor, "case.read")
     page, per_page = filters.get("page", 1), filters.get("per_page", 20)
-    where = [visible_cases_filter(actor), *search_conditions(filters, stage_keys)]
+    where = [visible_cases_filter(actor), *search_conditions(filters, stage_keys), *extra]
     total = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*where)) or 0
     items = list(session.scalars(sa.select(Case).where(*where)
                                  .order_by(Case.created_at.desc(), Case.id.desc())
                                  .limit(per_page).offset((page - 1) * per_page)))
-    used = sorted(k for k, v in filters.items() if k not in ("page", "per_page") and v not in (None, ""))
+    used = sorted({k for k, v in filters.items() if k not in ("page", "per_page") and v not in (None, "")}
+                  | set(extra_names))
     record(session, actor=actor, action="read", object_type="case_list", object_id=None, case_id=None,
            now=now, detail={"results": total, "returned": len(items), "filters": used})
     return {"items": items, "page": page, "per_page": per_page, "total": total}

@@ -1,0 +1,9 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+
+def make_blueprint() -> Blueprint:
+    return Blueprint("web_progress", __name__)
