@@ -198,11 +198,13 @@ def _print_network(network: Network) -> None:
     print("\n  CCM Exchange demo network (Ctrl-C stops it; data in " f"{network.base_dir})\n")
     for node in network.nodes:
         print(f"  {node.spec.name} ({node.spec.node_id})")
-        print(f"    URL:    {node.url}/api/v1/openapi.json")
+        print(f"    Web:    {node.url}/   (open it in a browser and sign in)")
+        print(f"    API:    {node.url}/api/v1/openapi.json")
         for username, _name, role, _team in node.spec.staff:
             token = f"  token {node.tokens[username]}" if username in node.tokens else ""
             print(f"    login:  {username:<17} {role:<12}{token}".rstrip())
     print(f"\n  Password for every login: {DEMO_PASSWORD}")
+    print("  An admin sets up two-step sign-in (an authenticator app) at the first web login.")
     gbg = network.node("goteborg")
     token = gbg.tokens[gbg.user("counsellor")]
     print(f'  Try:      curl -H "Authorization: Bearer {token}" "{gbg.url}/api/v1/handovers?direction=outgoing"\n',

@@ -29,3 +29,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# The web interface's translations: .po (committed) compiled to .mo (after every pull that changed them).
+.venv/bin/python -m node.web.catalogues >/dev/null

@@ -113,6 +113,8 @@ class CaseStage(Base):
     notes: Mapped[str | None] = mapped_column(sa.Text())
     started_on: Mapped[dt.date | None] = mapped_column(sa.Date())
     completed_on: Mapped[dt.date | None] = mapped_column(sa.Date())
+    #: when the stage should be done by (the home page's "stages due" queue); null: no due date
+    due_on: Mapped[dt.date | None] = mapped_column(sa.Date())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(sa.Integer())
@@ -120,6 +122,7 @@ class CaseStage(Base):
     __table_args__ = (
         sa.UniqueConstraint("case_id", "stage_key", name="uq_case_stages_case_id_stage_key"),
         sa.Index("ix_case_stages_key_status", "stage_key", "status", "case_id"),
+        sa.Index("ix_case_stages_due", "status", "due_on"),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 

@@ -154,6 +154,7 @@ class StageOut(Schema):
     notes = fields.String(allow_none=True)
     started_on = fields.Date(allow_none=True)
     completed_on = fields.Date(allow_none=True)
+    due_on = fields.Date(allow_none=True)
     updated_at = fields.DateTime()
     version = fields.Integer()
 

@@ -188,6 +188,7 @@ class StagePatchSchema(Schema):
     notes = Text(5000, multiline=True, allow_none=True)
     started_on = SaneDate(allow_none=True)
     completed_on = SaneDate(allow_none=True)
+    due_on = SaneDate(allow_none=True, metadata={"description": "When the stage should be done by; null clears it"})
     version = _version()
 
     @validates_schema

@@ -1,5 +1,6 @@
 """The stages of a case: one row per stage the node's configuration lists (CLDD's 8-step model by default),
-created with the case. Each has a status, the side responsible, notes and dates.
+created with the case. Each has a status, the side responsible, notes and dates (started, completed, and the
+date it is due by, which feeds the home page's "stages due" queue).
 
 A case's ``current_stage`` (stored on the case for search and reporting) is the first stage in progress, or
 else the first not started; null when every stage is done or not applicable.
@@ -33,7 +34,7 @@ def initial_stage_rows(case_id: str, stages: Sequence[Stage], now: dt.datetime,
     """The rows a new case's stages start with (all ``not_started``)."""
     return [{"case_id": case_id, "stage_key": stage.key, "position": i, "status": "not_started",
              "responsible": DEFAULT_RESPONSIBLE, "notes": None, "started_on": None, "completed_on": None,
-             "updated_at": now, "updated_by": actor_id, "version": 1} for i, stage in enumerate(stages)]
+             "due_on": None, "updated_at": now, "updated_by": actor_id, "version": 1} for i, stage in enumerate(stages)]
 
 
 def current_stage_of(ordered: Sequence[tuple[str, str]]) -> str | None:
@@ -63,7 +64,7 @@ def present(stage: CaseStage, titles: dict[str, str]) -> dict[str, Any]:
     return {"stage_key": stage.stage_key, "title": titles.get(stage.stage_key, stage.stage_key),
             "position": stage.position, "status": stage.status, "responsible": stage.responsible,
             "notes": stage.notes, "started_on": stage.started_on, "completed_on": stage.completed_on,
-            "updated_at": stage.updated_at, "version": stage.version}
+            "due_on": stage.due_on, "updated_at": stage.updated_at, "version": stage.version}
 
 
 def titles_of(stages: Sequence[Stage]) -> dict[str, str]:
@@ -110,7 +111,9 @@ def get_stage(session: orm.Session, actor: Actor, case_id: str, key: str, stages
 
 
 def _apply(stage: CaseStage, changes: dict[str, Any], today: dt.date) -> list[str]:
-    """Apply ``changes`` to ``stage``; fill in the start/completion date a status change implies.
+    """Apply ``changes`` to ``stage`` (any of status, responsible, notes, started_on, completed_on, due_on);
+    fill in the start/completion date a status change implies. A due date is set or cleared (null) as given,
+    whatever the status.
 
     Returns:
         The names of the fields that changed.

@@ -11,7 +11,9 @@ API applies):
   ``confirm_within`` has passed since it was sent (:func:`~node.exchange.chain.disclosures.is_overdue`), so
   oldest first is overdue first;
 - ``incoming``: for roles that may accept handovers, the node's intake queue (incoming handovers still
-  pending), oldest first; as in ``GET /handovers?direction=incoming`` it is not limited by case visibility.
+  pending), oldest first; as in ``GET /handovers?direction=incoming`` it is not limited by case visibility;
+- ``stages_due``: stages of cases not closed, neither done nor not applicable, due within ``STAGE_DUE_DAYS``
+  days of today (``now.date()``) or earlier, by due date, so the overdue ones (due before today) come first.
 
 :func:`shared_by_me` lists the outgoing handovers of the visible cases by outcome: ``awaiting`` an answer,
 ``accepted``, ``declined``. Each list is capped at ``limit``; ``counts`` holds every list's uncapped size.
@@ -38,7 +40,7 @@ from sqlalchemy import orm
 from node.audit import record
 from node.auth import Actor, can, require
 from node.cases.access import visible_cases_filter
-from node.cases.models import Case
+from node.cases.models import Case, CaseStage
 from node.exchange.chain.disclosures import is_overdue
 from node.exchange.chain.models import ErasureRequest
 from node.exchange.chain.withdrawal import present_request
@@ -48,6 +50,12 @@ from node.exchange.models import OutboundMessage, Partner
 
 #: How much of a progress note the queue shows.
 PREVIEW_CHARS = 120
+#: How many days ahead the ``stages_due`` queue looks (a stage due today + 7 days is in it).
+STAGE_DUE_DAYS = 7
+#: The stage statuses of work still to do (``done`` and ``not_applicable`` are not due).
+OPEN_STAGE_STATUSES = ("not_started", "in_progress")
+#: The case statuses whose stages are still worked on.
+OPEN_CASE_STATUSES = ("open", "handed_over", "in_reintegration")
 #: The outcomes :func:`shared_by_me` groups outgoing handovers by (the handover's stored status).
 SHARED_GROUPS = {"awaiting": "pending", "accepted": "accepted", "declined": "declined"}
 
@@ -154,16 +162,34 @@ def _incoming(session: orm.Session, actor: Actor, limit: int,
     return [present(row.Handover, None, partner_name=names.get(row.Handover.partner_node)) for row in rows], total
 
 
+def _stages_due(session: orm.Session, actor: Actor, today: dt.date, limit: int,
+                titles: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    horizon = today + dt.timedelta(days=STAGE_DUE_DAYS)
+    rows, total = _page_and_count(
+        session, (CaseStage.case_id, CaseStage.stage_key, CaseStage.status, CaseStage.due_on, *_CASE_COLUMNS),
+        sa.join(CaseStage, Case, Case.id == CaseStage.case_id),
+        (CaseStage.status.in_(OPEN_STAGE_STATUSES), CaseStage.due_on <= horizon,
+         Case.status.in_(OPEN_CASE_STATUSES), visible_cases_filter(actor)),
+        (CaseStage.due_on, Case.reference, CaseStage.position), limit)
+    items = [{**_case_fields(row, row.case_id), "stage_key": row.stage_key,
+              "stage_title": titles.get(row.stage_key, row.stage_key), "due_on": row.due_on,
+              "overdue": row.due_on < today, "status": row.status} for row in rows]
+    return items, total
+
+
 def needs_me_now(session: orm.Session, actor: Actor, now: dt.datetime, *, confirm_within: dt.timedelta,
-                 recent_days: int = 14, limit: int = 20) -> dict[str, Any]:
+                 stage_titles: dict[str, str], recent_days: int = 14, limit: int = 20) -> dict[str, Any]:
     """The home page's "needs me now" queues (see the module docstring), one audited read.
 
     Args:
         confirm_within: how long a holder has to confirm an erasure (``erasure_confirm_hours``).
+        stage_titles: each stage key's title (``node.cases.stages.titles_of``); a stage without one shows
+            its key.
         recent_days: how far back answers and received progress are shown.
         limit: the most items per list.
     Returns:
-        ``{"answered", "progress", "erasures", "incoming": [item, ...], "counts": {key: uncapped count}}``.
+        ``{"answered", "progress", "erasures", "incoming", "stages_due": [item, ...],
+        "counts": {key: uncapped count}}``.
     Raises:
         Forbidden: the role may not read cases.
     """
@@ -175,6 +201,7 @@ def needs_me_now(session: orm.Session, actor: Actor, now: dt.datetime, *, confir
         "progress": _progress(session, actor, since, limit, names),
         "erasures": _erasures(session, actor, now, confirm_within, limit, names),
         "incoming": _incoming(session, actor, limit, names),
+        "stages_due": _stages_due(session, actor, now.date(), limit, stage_titles),
     }
     return _finish(session, actor, now, "needs_me_now", lists)
 

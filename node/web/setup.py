@@ -6,7 +6,6 @@ from importlib import import_module
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g
-from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from node.auth import can
@@ -14,6 +13,7 @@ from node.auth import can
 from .error_pages import render_error_page
 from .guard import csrf, is_web_request, load_signed_in
 from .i18n import init_i18n
+from .labels import label_globals
 from .navigation import navigation
 
 #: the page modules, each with ``make_blueprint()``; the order is the order of their routes' registration
@@ -35,17 +35,13 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-ROLE_NAMES = {"admin": _l("Administrator"), "counsellor": _l("Counsellor"), "adviser": _l("Adviser"),
-              "coordinator": _l("Coordinator")}
-
-
 def _template_globals() -> dict[str, Any]:
     actor = g.get("actor")
     config = current_app.extensions["ccm"].config
     return {
         "node_name": config.name,
         "node_id": config.node_id,
-        "role_names": ROLE_NAMES,
+        **label_globals(),
         "can": lambda permission: actor is not None and can(actor.role, permission),
         "web_user": g.get("web_user"),
         "navigation": navigation(),

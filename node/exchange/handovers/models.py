@@ -87,6 +87,8 @@ class Handover(Base):
     __table_args__ = (
         sa.UniqueConstraint("direction", "partner_node", "message_id", name="uq_handovers_message"),
         sa.Index("ix_handovers_direction_status", "direction", "status", "created_at"),
+        # the home page's answered and shared-by-outcome queues, newest answer first
+        sa.Index("ix_handovers_direction_status_decided", "direction", "status", "decided_at"),
         # every received message finds its case thread's handover by (partner, thread)
         sa.Index("ix_handovers_partner_thread", "partner_node", "thread"),
     )
@@ -117,6 +119,8 @@ class ProgressUpdate(Base):
         sa.UniqueConstraint("case_id", "direction", "partner_node", "update_id",
                             name="uq_progress_updates_update"),
         sa.Index("ix_progress_updates_case_at", "case_id", "at"),
+        # the home page's received-progress queue, newest first
+        sa.Index("ix_progress_updates_direction_created", "direction", "created_at"),
     )
 
 

@@ -1,4 +1,5 @@
-"""The web interface: browser sessions, failed logins (throttling) and each user's second factor (TOTP).
+"""The web interface: browser sessions, failed logins (throttling) and each user's second factor (TOTP); for
+the home page's work queues, a stage's due date and the indexes the queues read by.
 
 Revision ID: 0009_web_sessions
 Revises: 0008_handover_not_carried
@@ -44,9 +45,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_login_failures_username_at", "login_failures", ["username", "at"])
     op.create_index("ix_login_failures_address_at", "login_failures", ["address", "at"])
+    # the home page's work queues: a stage's due date, and the indexes the queues read by
+    with op.batch_alter_table("case_stages") as batch:
+        batch.add_column(sa.Column("due_on", sa.Date(), nullable=True))
+        batch.create_index("ix_case_stages_due", ["status", "due_on"])
+    op.create_index("ix_handovers_direction_status_decided", "handovers", ["direction", "status", "decided_at"])
+    op.create_index("ix_progress_updates_direction_created", "progress_updates", ["direction", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_progress_updates_direction_created", table_name="progress_updates")
+    op.drop_index("ix_handovers_direction_status_decided", table_name="handovers")
+    with op.batch_alter_table("case_stages") as batch:
+        batch.drop_index("ix_case_stages_due")
+        batch.drop_column("due_on")
     op.drop_index("ix_login_failures_address_at", table_name="login_failures")
     op.drop_index("ix_login_failures_username_at", table_name="login_failures")
     op.drop_table("login_failures")
