@@ -193,6 +193,20 @@ class Network:
     def verify_audit(self) -> list[str]:
         return [f"{n.spec.node_id}: {n.cli('audit', 'verify').strip().splitlines()[-1]}" for n in self.nodes]
 
+    def verify_web(self) -> list[str]:
+        """Every node's address answers a browser with the sign-in page.
+
+        Raises:
+            RuntimeError: a node does not.
+        """
+        lines = []
+        for node in self.nodes:
+            response = requests.get(f"{node.url}/", timeout=30)
+            if response.status_code != 200 or 'name="password"' not in response.text:
+                raise RuntimeError(f"{node.url}/ did not answer with the sign-in page ({response.status_code})")
+            lines.append(f"{node.spec.node_id}: {node.url}/ answers with the sign-in page")
+        return lines
+
 
 def _print_network(network: Network) -> None:
     print("\n  CCM Exchange demo network (Ctrl-C stops it; data in " f"{network.base_dir})\n")
@@ -250,6 +264,8 @@ def run(base_dir: Path | None, *, command: Command, check: bool = False, workers
         if check:
             for line in network.verify_audit():
                 print(f"  ✔ audit chain {line}", flush=True)
+            for line in network.verify_web():
+                print(f"  ✔ web {line}", flush=True)
             print("demo check: every step verified", flush=True)
             return 0
         _print_network(network)

@@ -24,7 +24,8 @@ def test_demo_network_check(tmp_path: Path) -> None:
     out = result.stdout
     assert "demo check: every step verified" in out
     for step in ("receipt: GI-", "accept: ba.cldd-sarajevo", "decline: ba.cldd-sarajevo", "progress back: "
-                 "iq.cldd-baghdad", "waiting: GI-", "audit chain gh.accra-partner"):
+                 "iq.cldd-baghdad", "waiting: GI-", "audit chain gh.accra-partner",
+                 "web gh.accra-partner: http://127.0.0.1:"):
         assert step in out, step
     for config in (tmp_path / "demo").glob("*/node.toml"):  # every node stopped: nothing listens any more
         port = int(tomllib.loads(config.read_text(encoding="utf-8"))["node"]["url"].rsplit(":", 1)[1])
