@@ -13,59 +13,21 @@ Targets (issue #3): search and read p99 <= 50 ms on both databases; idle node <=
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE = [sys.executable, "-m", "node.cli"]
-ADMIN_DSN = os.environ.get("CCM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ccm(data_dir: Path, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run([*NODE, "--data-dir", str(data_dir), *args], input=stdin, capture_output=True,
-                            text=True, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"ccm-node {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
-def pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        return 0
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+from bench.bench_support import ccm, demo_node, free_port, node_pss_kb, pct, start_node, stop_process  # noqa: E402
 
 
 def measure(name: str, samples: int, call: Callable[[int], requests.Response]) -> tuple[str, float, float]:
@@ -78,92 +40,71 @@ def measure(name: str, samples: int, call: Callable[[int], requests.Response]) -
         times.append((time.perf_counter() - t0) * 1000)
         if response.status_code >= 400:
             raise SystemExit(f"{name}: HTTP {response.status_code}: {response.text[:200]}")
-    return name, statistics.median(times), percentile(times, 99)
+    return name, statistics.median(times), pct(times, 99)
 
 
 def run_backend(backend: str, cases: int, samples: int) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f"ccm-bench-{backend}-"))
-    data = tmp / "node"
     port = free_port()
-    init_args = ["init", "--node-id", "se.gi-goteborg", "--name", "GI Göteborg", "--url", f"http://127.0.0.1:{port}"]
-    pg_name = None
-    if backend == "postgresql":
-        import psycopg
-
-        pg_name = f"ccm_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
-        init_args += ["--database-url", ADMIN_DSN.rsplit("/", 1)[0] + "/" + pg_name]
-    proc = None
-    try:
-        ccm(data, *init_args)
-        for user in ("c1", "c2", "c3", "c4"):
-            ccm(data, "user", "add", user, "--role", "counsellor", "--team", "bench")
-        t0 = time.perf_counter()
-        ccm(data, "demo-data", "--cases", str(cases), "--seed", "7")
-        fill_s = time.perf_counter() - t0
+    with demo_node(backend, cases, port) as (data, fill_s):
         token = ccm(data, "token", "create", "c1")
-        proc = subprocess.Popen([*NODE, "--data-dir", str(data), "serve", "--port", str(port), "--workers", "2"],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}/api/v1"
-        http = requests.Session()
-        http.headers["Authorization"] = f"Bearer {token}"
-        for _ in range(100):
-            try:
-                if http.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        time.sleep(2.0)
-        idle = pss_kb(proc.pid) + sum(pss_kb(c) for c in children(proc.pid))
-        nworkers = len(children(proc.pid))
+        proc = start_node(data, port)
+        try:
+            _run(proc, port, token, backend, cases, samples, fill_s)
+        finally:
+            stop_process(proc)
 
-        page = http.get(f"{base}/cases", params={"per_page": 100}, timeout=10).json()["items"]
-        ids = [c["id"] for c in page]
-        # What a case worker types: a family name, or its first letters (Latin or native script).
-        words = [w for c in page for name in (c.get("family_name"), c.get("family_name_native")) if name
-                 for w in name.replace("-", " ").split() if len(w) >= 3]
-        names = sorted({w for w in words} | {w[:4] for w in words if len(w) >= 5})
-        short = sorted({c["family_name"][:2] for c in page if c.get("family_name")})
-        rng = random.Random(1)
-        countries = ["BA", "IQ", "GH", "AF", "XK", "SO", "TN", "KE"]
-        statuses = ["open", "handed_over", "in_reintegration", "closed"]
-        stages = ["documents", "housing", "education", "employment", "journey", "arrival"]
-        results = [
-            measure("search by name (word or prefix)", samples,
-                    lambda i: http.get(f"{base}/cases", params={"q": rng.choice(names)}, timeout=10)),
-            measure("search by 2-letter prefix (worst case)", max(20, samples // 5),
-                    lambda i: http.get(f"{base}/cases", params={"q": rng.choice(short)}, timeout=30)),
-            measure("search by filter (status+destination)", samples,
-                    lambda i: http.get(f"{base}/cases", params={"status": rng.choice(statuses),
-                                                                "destination": rng.choice(countries)}, timeout=10)),
-            measure("search by current stage + destination", samples,
-                    lambda i: http.get(f"{base}/cases", params={"stage": rng.choice(stages),
-                                                                "destination": rng.choice(countries)}, timeout=10)),
-            measure("case page (case + timeline)", samples,
-                    lambda i: _case_page(http, base, rng.choice(ids))),
-            measure("case create", samples,
-                    lambda i: http.post(f"{base}/cases", json={
-                        "returnee": {"given_names": "Bench", "family_name": f"Person{i}",
-                                     "date_of_birth": "1988-03-14"},
-                        "destination_country": "BA"}, timeout=10)),
-        ]
-        print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 workers × 4 threads")
-        for name, p50, p99 in results:
-            print(f"  {name:40s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-        time.sleep(1.0)
-        warm = pss_kb(proc.pid) + sum(pss_kb(c) for c in children(proc.pid))
-        print(f"  idle node PSS (master + {nworkers} workers)    {idle / 1024:7.1f} MB at start, "
-              f"{warm / 1024:.1f} MB idle after the run")
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-        if pg_name:
-            import psycopg
 
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+def _run(proc: subprocess.Popen[bytes], port: int, token: str, backend: str, cases: int, samples: int,
+         fill_s: float) -> None:
+    base = f"http://127.0.0.1:{port}/api/v1"
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    for _ in range(100):
+        try:
+            if http.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    time.sleep(2.0)
+    idle, nworkers = node_pss_kb(proc.pid)
+
+    page = http.get(f"{base}/cases", params={"per_page": 100}, timeout=10).json()["items"]
+    ids = [c["id"] for c in page]
+    # What a case worker types: a family name, or its first letters (Latin or native script).
+    words = [w for c in page for name in (c.get("family_name"), c.get("family_name_native")) if name
+             for w in name.replace("-", " ").split() if len(w) >= 3]
+    names = sorted({w for w in words} | {w[:4] for w in words if len(w) >= 5})
+    short = sorted({c["family_name"][:2] for c in page if c.get("family_name")})
+    rng = random.Random(1)
+    countries = ["BA", "IQ", "GH", "AF", "XK", "SO", "TN", "KE"]
+    statuses = ["open", "handed_over", "in_reintegration", "closed"]
+    stages = ["documents", "housing", "education", "employment", "journey", "arrival"]
+    results = [
+        measure("search by name (word or prefix)", samples,
+                lambda i: http.get(f"{base}/cases", params={"q": rng.choice(names)}, timeout=10)),
+        measure("search by 2-letter prefix (worst case)", max(20, samples // 5),
+                lambda i: http.get(f"{base}/cases", params={"q": rng.choice(short)}, timeout=30)),
+        measure("search by filter (status+destination)", samples,
+                lambda i: http.get(f"{base}/cases", params={"status": rng.choice(statuses),
+                                                            "destination": rng.choice(countries)}, timeout=10)),
+        measure("search by current stage + destination", samples,
+                lambda i: http.get(f"{base}/cases", params={"stage": rng.choice(stages),
+                                                            "destination": rng.choice(countries)}, timeout=10)),
+        measure("case page (case + timeline)", samples,
+                lambda i: _case_page(http, base, rng.choice(ids))),
+        measure("case create", samples,
+                lambda i: http.post(f"{base}/cases", json={
+                    "returnee": {"given_names": "Bench", "family_name": f"Person{i}",
+                                 "date_of_birth": "1988-03-14"},
+                    "destination_country": "BA"}, timeout=10)),
+    ]
+    print(f"\n== {backend}: {cases:,} cases (filled in {fill_s:.0f} s), gunicorn 2 workers × 4 threads")
+    for name, p50, p99 in results:
+        print(f"  {name:40s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+    time.sleep(1.0)
+    warm, _ = node_pss_kb(proc.pid)
+    print(f"  idle node PSS (master + {nworkers} workers)    {idle / 1024:7.1f} MB at start, "
+          f"{warm / 1024:.1f} MB idle after the run")
 
 
 class _Both:

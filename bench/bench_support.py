@@ -1,5 +1,6 @@
-"""Tools of ``bench/handover_bench.py``: percentiles, client threads, read-only database access, waiting on
-progress, PostgreSQL databases made and dropped, and the CPU time of process trees (from ``/proc``)."""
+"""Tools of the benches: percentiles, client threads, read-only database access, waiting on progress,
+PostgreSQL databases made and dropped, the CPU time and memory (PSS) of process trees (from ``/proc``), and a
+node filled with demo cases (``bench/api_bench.py``, ``bench/web_bench.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import http.client
 import json as _json
 import os
 import signal
+import socket
 import statistics
 import subprocess
+import sys
 import time
 import urllib.parse
 import uuid
@@ -40,6 +43,82 @@ class BenchError(Exception):
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+def pss_kb(pid: int) -> int:
+    """The proportional set size of a live process (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        return 0
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def node_pss_kb(pid: int) -> tuple[int, int]:
+    """(PSS in kB of a gunicorn master and its workers together, the number of workers)."""
+    workers = children(pid)
+    return pss_kb(pid) + sum(pss_kb(c) for c in workers), len(workers)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ccm(data_dir: Path, *args: str, stdin: str | None = None) -> str:
+    """Run ``ccm-node --data-dir DATA_DIR ARGS``; its standard output.
+
+    Raises:
+        BenchError: the command failed.
+    """
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "node.cli", "--data-dir", str(data_dir), *args], input=stdin,
+                            capture_output=True, text=True, cwd=root, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"ccm-node {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+@contextlib.contextmanager
+def demo_node(backend: str, cases: int, port: int, prefix: str = "ccm-bench") -> Iterator[tuple[Path, float]]:
+    """A node in a temporary data directory (PostgreSQL: in a fresh database, dropped afterwards) with
+    counsellors c1..c4 of team "bench" and ``cases`` demo cases (seed 7) assigned to them in turn.
+
+    Yields:
+        (the data directory, the seconds the filling took).
+    """
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix=f"{prefix}-{backend}-")) / "node"
+    init_args = ["init", "--node-id", "se.gi-goteborg", "--name", "GI Göteborg", "--url", f"http://127.0.0.1:{port}"]
+    with contextlib.ExitStack() as stack:
+        url = databases(stack, backend)()
+        if url is not None:
+            init_args += ["--database-url", url]
+        ccm(data, *init_args)
+        for user in ("c1", "c2", "c3", "c4"):
+            ccm(data, "user", "add", user, "--role", "counsellor", "--team", "bench")
+        t0 = time.perf_counter()
+        ccm(data, "demo-data", "--cases", str(cases), "--seed", "7")
+        yield data, time.perf_counter() - t0
+
+
+def start_node(data_dir: Path, port: int, workers: int = 2) -> subprocess.Popen[bytes]:
+    """``ccm-node serve`` (gunicorn, the node's worker class, 4 threads a worker) in its own session, its
+    output in ``DATA_DIR/../serve.log``; stop it with :func:`stop_process`. It may not be answering yet."""
+    root = Path(__file__).resolve().parent.parent
+    log = (data_dir.parent / "serve.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "node.cli", "--data-dir", str(data_dir), "serve", "--port",
+                             str(port), "--workers", str(workers)], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def p50_p99_ms(seconds: list[float]) -> tuple[float, float]:

@@ -97,6 +97,11 @@ class Case(Base):
         sa.Index("ix_cases_stage_created_at", "current_stage", "created_at", "assigned_user_id", "team"),
         sa.Index("ix_cases_destination_created_at", "destination_country", "created_at", "assigned_user_id",
                  "team"),
+        # the combined filters of the web's case list
+        sa.Index("ix_cases_status_destination_created_at", "status", "destination_country", "created_at",
+                 "assigned_user_id", "team"),
+        sa.Index("ix_cases_stage_destination_created_at", "current_stage", "destination_country", "created_at",
+                 "assigned_user_id", "team"),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
@@ -283,7 +288,10 @@ class CaseNameToken(Base):
     __tablename__ = "case_name_tokens"
 
     token: Mapped[str] = mapped_column(NameToken, primary_key=True)
-    case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), primary_key=True, index=True)
+    case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), primary_key=True)
+
+    # a case's tokens (deleting them), and a word checked on one case: case_id = ? AND token in a range
+    __table_args__ = (sa.Index("ix_case_name_tokens_case_token", "case_id", "token"),)
 
 
 class ReferenceCounter(Base):

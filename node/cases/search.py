@@ -33,6 +33,8 @@ from .models import Case, CaseNameToken, CaseStage
 MAX_TOKEN_LENGTH = 64
 MAX_QUERY_WORDS = 5
 MIN_SELECTIVE_WORD = 3
+#: A name word with at least this many tokens in its prefix range is common (see :func:`name_plan`).
+COMMON_PREFIX_TOKENS = 2000
 REFERENCE_RE = re.compile(r"[A-Za-z0-9]{1,12}-\d{4}-\d{1,9}")
 _FOLD = str.maketrans({
     "đ": "d", "ð": "d", "ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i", "ħ": "h", "ŧ": "t",
@@ -110,14 +112,45 @@ def successor(prefix: str) -> str:
     raise ValueError("no successor of an empty prefix")
 
 
-def _prefix_match(word: str) -> sa.ColumnElement[bool]:
-    return Case.id.in_(sa.select(CaseNameToken.case_id).where(
-        CaseNameToken.token >= word, CaseNameToken.token < successor(word)))
+def _in_range(word: str) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    return CaseNameToken.token >= word, CaseNameToken.token < successor(word)
 
 
-def search_conditions(filters: dict[str, Any], stage_keys: tuple[str, ...]) -> list[sa.ColumnElement[bool]]:
+def _prefix_match(word: str, check: bool = False) -> sa.ColumnElement[bool]:
+    if check:  # probed case by case through the (case_id, token) index
+        return sa.exists().where(CaseNameToken.case_id == Case.id, *_in_range(word))
+    return Case.id.in_(sa.select(CaseNameToken.case_id).where(*_in_range(word)))
+
+
+def name_plan(session: orm.Session, filters: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """How to match a name query's words: ``(checked, walked)``, the words matched case by case (``EXISTS``)
+    rather than as the set of all their cases (``IN``), for the count and for the page.
+
+    The word with the fewest tokens (counted up to :data:`COMMON_PREFIX_TOKENS`, from the index) drives the
+    search as a set, and the other words are checked on its cases. A lone word as common as that (a two-letter
+    "al" matches a third of all cases) is walked for the page: the newest cases are checked one by one until
+    the page is full, instead of sorting all its matches by date; its count still takes the set.
+    """
+    query = (filters.get("q") or "").strip()
+    found = [] if not query or REFERENCE_RE.fullmatch(query) else query_words(query)
+    if not found:
+        return frozenset(), frozenset()
+    sizes = {word: session.scalar(sa.select(sa.func.count()).select_from(
+        sa.select(sa.literal(1)).where(*_in_range(word)).limit(COMMON_PREFIX_TOKENS).subquery())) or 0
+        for word in found}
+    driver = min(found, key=lambda word: sizes[word])
+    checked = frozenset(word for word in found if word != driver)
+    walked = checked | {driver} if len(found) == 1 and sizes[driver] >= COMMON_PREFIX_TOKENS else checked
+    return checked, frozenset(walked)
+
+
+def search_conditions(filters: dict[str, Any], stage_keys: tuple[str, ...], *,
+                      checked: frozenset[str] = frozenset()) -> list[sa.ColumnElement[bool]]:
     """The SQL conditions for the search filters (see :class:`~node.cases.schemas.SearchQuerySchema`).
 
+    Args:
+        checked: name words to match case by case (see :func:`name_plan`); the others as sets. Either way
+            the same cases match.
     Raises:
         ValidationFailed: an unknown stage key.
     """
@@ -126,7 +159,7 @@ def search_conditions(filters: dict[str, Any], stage_keys: tuple[str, ...]) -> l
     if query and REFERENCE_RE.fullmatch(query):
         conditions.append(Case.reference == query.upper())
     elif query:
-        conditions.extend(_prefix_match(word) for word in query_words(query))
+        conditions.extend(_prefix_match(word, word in checked) for word in query_words(query))
     if filters.get("reference"):
         conditions.append(Case.reference == filters["reference"].strip().upper())
     if filters.get("status"):
@@ -150,7 +183,7 @@ def search_conditions(filters: dict[str, Any], stage_keys: tuple[str, ...]) -> l
 
 def search_cases(session: orm.Session, actor: Actor, filters: dict[str, Any], *, stage_keys: tuple[str, ...],
                  now: dt.datetime, extra: Sequence[sa.ColumnElement[bool]] = (),
-                 extra_names: Sequence[str] = ()) -> dict[str, Any]:
+                 extra_names: Sequence[str] = (), count_limit: int | None = None) -> dict[str, Any]:
     """One page of the cases the actor may see that match ``filters``, newest first (audited as one read
     with the number of results; the query itself is not logged, it may hold a name).
 
@@ -158,16 +191,28 @@ def search_cases(session: orm.Session, actor: Actor, filters: dict[str, Any], *,
         extra: further conditions on ``Case``, ANDed with the filters: those of a higher layer, which this
             module may not import (e.g. ``node.exchange.worklist.partner_condition``).
         extra_names: the names of those conditions, for the audit entry's ``filters``.
+        count_limit: count the matches only up to this many (a list page shows "more than 1,000"): counting
+            every one of 100,000 cases takes longer than finding a page of them. None: the exact total (the API).
     Returns:
-        ``{"items": [Case, ...], "page", "per_page", "total"}``.
+        ``{"items": [Case, ...], "page", "per_page", "total", "more"}``: ``more`` is true when there are more
+        than ``count_limit`` matches (``total`` is then ``count_limit``); always false without a limit.
     Raises:
         Forbidden: the role may not read cases.
         ValidationFailed: an unknown stage key.
     """
     require(actor, "case.read")
     page, per_page = filters.get("page", 1), filters.get("per_page", 20)
-    where = [visible_cases_filter(actor), *search_conditions(filters, stage_keys), *extra]
-    total = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*where)) or 0
+    checked, walked = name_plan(session, filters)
+    visible = visible_cases_filter(actor)
+    where = [visible, *search_conditions(filters, stage_keys, checked=checked), *extra]
+    if count_limit is None:
+        total, more = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*where)) or 0, False
+    else:
+        counted = session.scalar(sa.select(sa.func.count()).select_from(
+            sa.select(Case.id).where(*where).limit(count_limit + 1).subquery())) or 0
+        total, more = min(counted, count_limit), counted > count_limit
+    if walked != checked:
+        where = [visible, *search_conditions(filters, stage_keys, checked=walked), *extra]
     items = list(session.scalars(sa.select(Case).where(*where)
                                  .order_by(Case.created_at.desc(), Case.id.desc())
                                  .limit(per_page).offset((page - 1) * per_page)))
@@ -175,4 +220,4 @@ def search_cases(session: orm.Session, actor: Actor, filters: dict[str, Any], *,
                   | set(extra_names))
     record(session, actor=actor, action="read", object_type="case_list", object_id=None, case_id=None,
            now=now, detail={"results": total, "returned": len(items), "filters": used})
-    return {"items": items, "page": page, "per_page": per_page, "total": total}
+    return {"items": items, "page": page, "per_page": per_page, "total": total, "more": more}

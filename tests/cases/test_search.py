@@ -167,10 +167,11 @@ def test_name_search_and_filters_use_indexes(app, db_session):
         ({"status": "open"}, "ix_cases_status"),
         ({"destination": "IQ"}, "ix_cases_destination"),
         ({"stage": "housing"}, "ix_cases_stage"),
-        ({"stage": "housing", "stage_status": "done"}, "ix_case_stages_key_status"),
+        # either index on case_stages answers it; PostgreSQL picks by the statistics of the moment
+        ({"stage": "housing", "stage_status": "done"}, ("ix_case_stages_key_status", "ix_case_stages_due")),
     ):
         where = [visible_cases_filter(actor), *search_conditions(filters, stage_keys)]
         plan = _plan(db_session, sa.select(Case.id).where(*where).order_by(Case.created_at.desc()).limit(20))
-        assert index in plan, (filters, plan)
+        assert any(name in plan for name in ((index,) if isinstance(index, str) else index)), (filters, plan)
         if "q" in filters:
             assert "SCAN case_name_tokens" not in plan and "Seq Scan on case_name_tokens" not in plan, plan
