@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 
 from node.web.catalogues import TRANSLATIONS, catalogue_paths, compile_catalogues, problems_of, read_catalogue
 from node.web.i18n import SUPPORTED
@@ -26,7 +26,8 @@ def source_messages() -> set[str]:
     """Every message the interface's Python and templates mark for translation (as babel.cfg extracts them)."""
     method_map = [("node/web/**.py", "python"), ("node/web/templates/**.html", "jinja2")]
     found = set()
-    for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT), method_map):
+    keywords = {**DEFAULT_KEYWORDS, "_l": None}  # lazy_gettext, as the Python modules import it
+    for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT), method_map, keywords=keywords):
         found.add(message if isinstance(message, str) else message[0])
     return found
 
