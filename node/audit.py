@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 GENESIS_HASH = "0" * 64
 ACTIONS = frozenset({"create", "read", "update", "delete", "export", "login", "login_failed", "logout", "withdraw",
-                     "send", "receive"})
+                     "send", "receive", "verify", "retry", "import", "revoke", "suspend", "resume", "disable",
+                     "enable", "notify"})
 
 
 class AuditEntry(Base):

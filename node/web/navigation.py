@@ -12,6 +12,14 @@ MAIN = (
     ("web_home.home", _l("Home"), None),
     ("web_cases.case_list", _l("Cases"), "case.read"),
     ("web_intake.queue", _l("Incoming handovers"), "handover.accept"),
+    ("web_dashboard.dashboard", _l("Dashboard"), "report.read"),
+    ("web_admin_node.status", _l("Node"), "partner.manage"),
+    ("web_admin_partners.partner_list", _l("Partners"), "partner.manage"),
+    ("web_admin_delivery.queue", _l("Deliveries"), "partner.manage"),
+    ("web_admin_erasures.erasures", _l("Erasures"), "partner.manage"),
+    ("web_admin_staff.staff_list", _l("Staff"), "user.manage"),
+    ("web_admin_audit.audit_log", _l("Audit log"), "audit.verify"),
+    ("web_notifications.notification_list", _l("Notifications"), None),
     ("web_account.account", _l("Account"), None),
 )
 

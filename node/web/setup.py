@@ -18,7 +18,8 @@ from .navigation import navigation
 
 #: the page modules, each with ``make_blueprint()``; the order is the order of their routes' registration
 PAGE_MODULES = ("account", "home", "cases", "intake_sections", "plan", "consent", "handovers", "intake",
-                "progress")
+                "progress", "returnee_copy", "dashboard", "notifications", "admin_node", "admin_partners",
+                "admin_delivery", "admin_staff", "admin_audit", "admin_erasures")
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
