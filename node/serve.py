@@ -1,7 +1,8 @@
 """Run a node under gunicorn from Python (``ccm-node serve``), with the settings of deploy/gunicorn.conf.py.
 
-The app is loaded once in the master (``preload_app``) and forked, so the workers share its memory pages; each
-worker drops the pooled database connections it inherited (``post_fork``).
+The app is loaded once in the master (``preload_app``), warmed (:mod:`node.web.warm`: templates compiled, languages
+loaded) and forked, so the workers share its memory pages; each worker drops the pooled database connections it
+inherited (``post_fork``).
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ class NodeApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from . import create_app
+        from .web.warm import freeze, warm_up
 
-        return create_app(self.node_config)
+        app = create_app(self.node_config)
+        warm_up(app)  # preloaded: templates, languages and mappers built once, shared by the workers
+        freeze()
+        return app
 
 
 def serve(config: NodeConfig, *, host: str, port: int, workers: int, **extra: Any) -> None:

@@ -41,6 +41,9 @@ from .forms import read_form, validated
 from .guard import actor, permitted
 
 PER_PAGE = 20
+#: the list counts its matches up to this many (or to the end of the page asked for, if further): a search
+#: matching most of 100,000 cases then says "more than 1,000" instead of counting them all on every page
+COUNT_LIMIT = 1000
 FILTERS = ("q", "stage", "status", "destination", "partner")
 #: the fields of the returnee form that may be emptied (they become null); the others are required
 NULLABLE = ("returnee.given_names_native", "returnee.family_name_native", "returnee.sex_or_gender",
@@ -82,8 +85,9 @@ def case_list() -> Any:
             if values["partner"] not in {node_id for node_id, _name in partners}:
                 raise ValidationFailed("Unknown partner.", {"partner": ["Choose a partner from the list."]})
             extra, names = [partner_condition(values["partner"])], ["partner"]
+        count_limit = max(COUNT_LIMIT, filters.get("page", 1) * PER_PAGE)
         result = search.search_cases(db, actor(), filters, stage_keys=config().stage_keys, now=now(),
-                                     extra=extra, extra_names=names)
+                                     extra=extra, extra_names=names, count_limit=count_limit)
         db.commit()
     except (ma.ValidationError, ValidationFailed) as exc:
         db.rollback()
@@ -96,14 +100,18 @@ def case_list() -> Any:
 
 
 def _pages(result: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
-    page, per_page, total = result["page"], result["per_page"], result["total"]
+    """Where this page is among the results. With ``more`` (the count stopped at its limit) the number of pages
+    is not known: the pager says "page N" and offers a next page."""
+    page, per_page, total, more = result["page"], result["per_page"], result["total"], result["more"]
     kept: dict[str, Any] = {name: value for name, value in values.items() if value}
     last = max(1, (total + per_page - 1) // per_page)
+    has_next = page < last or (more and len(result["items"]) == per_page)
     return {"first": (page - 1) * per_page + 1 if result["items"] else 0,
-            "last": (page - 1) * per_page + len(result["items"]), "total": total, "page": page, "pages": last,
+            "last": (page - 1) * per_page + len(result["items"]), "total": total, "more": more, "page": page,
+            "pages": last, "several": more or last > 1,
             "first_url": url_for("web_cases.case_list", **kept),
             "previous": url_for("web_cases.case_list", **kept, page=page - 1) if page > 1 else None,
-            "next": url_for("web_cases.case_list", **kept, page=page + 1) if page < last else None}
+            "next": url_for("web_cases.case_list", **kept, page=page + 1) if has_next else None}
 
 
 # --- registering and changing a case ----------------------------------------------------------------------

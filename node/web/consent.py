@@ -120,6 +120,8 @@ def new_consent(case_id: str) -> Any:
         values = request.form.to_dict()
         chosen = {name: request.form.getlist(name) for name in _LISTS}
         data = read_form(request.form, lists=_LISTS)
+        if "given_at" in data:  # a consent given earlier (on paper, say): the node's local time
+            data["given_at"] = labels.local_to_utc(data["given_at"], _config().timezone)
         try:
             result = create_consent(db, actor(), case.id, validated(ConsentCreateSchema(), data), _now())
             db.commit()

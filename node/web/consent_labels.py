@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 
+from . import intake_summary
+
 CATEGORIES = {
     "identity": _l("Identity (names, date of birth, nationality)"),
     "contact": _l("Contact details"),
@@ -54,13 +56,7 @@ HANDOVER_STATUSES = {
 }
 HANDOVER_BADGES = {"queued": "info", "delivered": "info", "accepted": "ok", "declined": "bad", "parked": "warn",
                    "undeliverable": "bad", "revoked": "warn", "erased": "warn", "pending": "info"}
-DECLINE_REASONS = {
-    "no_capacity": _l("No capacity to take the case"),
-    "outside_mandate": _l("Outside our mandate"),
-    "insufficient_information": _l("Not enough information to work the case"),
-    "consent_problem": _l("A problem with the consent"),
-    "other": _l("Another reason"),
-}
+DECLINE_REASONS = intake_summary.DECLINE_REASONS  # a partner's reasons, in the words the adviser chose them by
 BEST_INTERESTS = {
     "in_best_interests": _l("The return is in the child's best interests"),
     "not_in_best_interests": _l("The return is not in the child's best interests"),

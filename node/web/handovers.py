@@ -21,7 +21,14 @@ from node.cases.consent import case_consents, case_missing_safeguards
 from node.cases.models import Case
 from node.db import request_reader, request_session
 from node.errors import Conflict, ValidationFailed
-from node.exchange.handovers.schemas import BEST_INTERESTS, HandoverCreateSchema, HandoverQuerySchema
+from node.exchange.handovers.schemas import (
+    BEST_INTERESTS,
+    HandoverCreateSchema,
+    HandoverQuerySchema,
+    HandoverSupportSchema,
+)
+from node.exchange.chain.schemas import RevokeSchema
+from node.exchange.chain.withdrawal import revoke
 from node.exchange.handovers.send import preview_handover, send_handover
 from node.exchange.handovers.status import get_handover
 from node.exchange.trust.keystore import identity_for_app
@@ -30,6 +37,7 @@ from node.exchange.trust.partners import list_partners
 from . import consent_labels as labels
 from .forms import FORM, form_errors, validated
 from .guard import actor, permitted
+from .intake_summary import SUPPORT_KINDS
 
 #: the form's names for the API's fields
 _FIELDS = {"recipient": "partner", "consent_id": "consent"}
@@ -41,6 +49,8 @@ def make_blueprint() -> Blueprint:
     blp.add_url_rule("/cases/<case_id>/handover/preview", endpoint="preview", view_func=preview, methods=["GET"])
     blp.add_url_rule("/cases/<case_id>/handover/send", endpoint="send", view_func=send, methods=["POST"])
     blp.add_url_rule("/handovers/<handover_id>", endpoint="status", view_func=status, methods=["GET"])
+    blp.add_url_rule("/handovers/<handover_id>/revoke", endpoint="revoke", view_func=revoke_page,
+                     methods=["GET", "POST"])
     return blp
 
 
@@ -59,6 +69,30 @@ def _data(form: MultiDict[str, str]) -> dict[str, Any]:
     if form.get("best_interests_outcome"):
         data["best_interests_outcome"] = form["best_interests_outcome"]
     return data
+
+
+def _support(form: MultiDict[str, str]) -> list[dict[str, Any]]:
+    """What the partner is asked to arrange: the kinds ticked (``support``), each with its optional note
+    (``support_note.<kind>``), validated as the API validates ``requested_support``."""
+    asked = []
+    for kind in dict.fromkeys(form.getlist("support")):  # each kind once, in the order ticked
+        item = {"kind": kind}
+        note = form.get(f"support_note.{kind}", "").strip()
+        if note:
+            item["note"] = note
+        asked.append(item)
+    try:
+        loaded: list[dict[str, Any]] = HandoverSupportSchema(many=True).load(asked)
+    except ma.ValidationError as exc:
+        raise ValidationFailed("The support asked for is not valid.",
+                               {"support": [_("Choose the kinds of support from the list; a note has at most 2,000 "
+                                              "characters.")]}) from exc
+    return loaded
+
+def _support_values(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The support part of the form as typed, to show it again."""
+    return {"support": form.getlist("support"),
+            **{key: value for key, value in form.items() if key.startswith("support_note.")}}
 
 
 def _refusal(exc: Exception, case: Case, chosen: dict[str, Any]) -> dict[str, list[str]]:
@@ -88,14 +122,14 @@ def _choose_page(case: Case, values: dict[str, Any], errors: dict[str, list[str]
     return render_template("handovers/choose.html", case=case, consents=usable, all_consents=consents,
                            partners=partners, names={p.node_id: p.name for p in list_partners(db)},
                            missing=case_missing_safeguards(db, case), values=values, errors=errors,
-                           labels=labels, outcomes=BEST_INTERESTS), status
+                           labels=labels, outcomes=BEST_INTERESTS, support_kinds=SUPPORT_KINDS), status
 
 
 @permitted("handover.send")
 def choose(case_id: str) -> Any:
     db = request_session()
     case = case_for(db, actor(), case_id, "handover.send")
-    values = request.args.to_dict()
+    values = {**request.args.to_dict(), **_support_values(request.args)}
     active = [c for c in case_consents(db, case, _now().date()) if c["status"] == "active"]
     if len(active) == 1 and not values.get("consent"):  # the only choice, chosen
         values["consent"] = active[0]["id"]
@@ -111,16 +145,19 @@ def preview(case_id: str) -> Any:
     chosen = _data(request.args)
     config = current_app.extensions["ccm"].config
     try:
+        support = _support(request.args)
         data = validated(HandoverQuerySchema(), {k: v for k, v in chosen.items() if v})
         result = preview_handover(db, actor(), case.id, data, keys=_identity().keys, config=config, now=_now())
         db.commit()
     except (ma.ValidationError, ValidationFailed, Conflict) as exc:
         db.rollback()
         errors = _refusal(exc, case, chosen)
-        return _choose_page(case, request.args.to_dict(), errors, 409 if isinstance(exc, Conflict) else 422)
+        values = {**request.args.to_dict(), **_support_values(request.args)}
+        return _choose_page(case, values, errors, 409 if isinstance(exc, Conflict) else 422)
     partner_name = next((p.name for p in list_partners(db) if p.node_id == result["recipient"]), None)
-    return render_template("handovers/preview.html", case=case, result=result, chosen=chosen,
-                           summary=result["body"]["summary"], partner_name=partner_name, labels=labels)
+    return render_template("handovers/preview.html", case=case, result=result, chosen=chosen, support=support,
+                           support_kinds=SUPPORT_KINDS, summary=result["body"]["summary"],
+                           partner_name=partner_name, labels=labels)
 
 
 @permitted("handover.send")
@@ -132,6 +169,7 @@ def send(case_id: str) -> Any:
     node = _identity()
     try:
         data = validated(HandoverCreateSchema(), {k: v for k, v in chosen.items() if v})
+        data["requested_support"] = _support(request.form)
         result = send_handover(db, actor(), case.id, data, keys=node.keys, config=config, now=_now(),
                                boxes=node.boxes, reader=request_reader())
         db.commit()
@@ -139,7 +177,7 @@ def send(case_id: str) -> Any:
         db.rollback()
         errors = _refusal(exc, case, chosen)
         values = {"partner": chosen["recipient"], "consent": chosen["consent_id"],
-                  "best_interests_outcome": chosen.get("best_interests_outcome")}
+                  "best_interests_outcome": chosen.get("best_interests_outcome"), **_support_values(request.form)}
         return _choose_page(case, values, errors, 409 if isinstance(exc, Conflict) else 422)
     flash(_("The case summary is queued for %(partner)s. It leaves as soon as the partner can be reached.",
             partner=result["partner"]), "success")
@@ -153,3 +191,40 @@ def status(handover_id: str) -> Any:
     if result["direction"] == "incoming":
         return redirect(url_for("web_intake.handover", handover_id=handover_id))
     return render_template("handovers/status.html", handover=result, labels=labels)
+
+
+#: a handover's shown status from which the sender may still take it back (the partner holds it, or will)
+REVOCABLE = ("queued", "sending", "delivered", "parked", "undeliverable", "pending", "accepted")
+
+
+@permitted("handover.send")
+def revoke_page(handover_id: str) -> Any:
+    """Take back a handover sent in error: the partner erases it and confirms, as on a withdrawal."""
+    db = request_session()
+    handover = get_handover(db, actor(), handover_id, _now())
+    if handover["direction"] != "outgoing":
+        return redirect(url_for("web_intake.handover", handover_id=handover_id))
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    status_code = 200
+    if request.method == "POST" and handover["status"] in REVOCABLE:
+        values = {"reason": request.form.get("reason", "")}
+        node = _identity()
+        try:
+            data = validated(RevokeSchema(), {"reason": values["reason"]})
+            revoke(db, actor(), handover_id, data, keys=node.keys, now=_now(), boxes=node.boxes)
+            db.commit()
+        except (ma.ValidationError, ValidationFailed, Conflict) as exc:
+            db.rollback()
+            errors = form_errors(exc)
+            if "reason" in errors and not values["reason"].strip():
+                errors["reason"] = [_("Say why the handover is taken back (the partner reads it; no personal "
+                                      "data).")]
+            status_code = 409 if isinstance(exc, Conflict) else 422
+        else:
+            flash(_("The handover is taken back. %(partner)s is asked to erase it and to confirm.",
+                    partner=handover["partner_name"] or handover["partner"]), "success")
+            return redirect(url_for("web_handovers.status", handover_id=handover_id))
+    db.commit()
+    return render_template("handovers/revoke.html", handover=handover, values=values, errors=errors,
+                           revocable=handover["status"] in REVOCABLE, labels=labels), status_code

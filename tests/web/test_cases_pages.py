@@ -178,6 +178,24 @@ def test_paging_20_a_page(app: Flask, engine: sa.Engine, clock: FakeClock, couns
     assert "There are no cases on this page" in beyond
 
 
+def test_a_long_list_is_counted_only_to_its_limit(app: Flask, engine: sa.Engine, clock: FakeClock,
+                                                  counsellor: WebClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past COUNT_LIMIT matches the list says "more than" and offers a next page without counting them all."""
+    from node.web import cases as case_pages
+    monkeypatch.setattr(case_pages, "COUNT_LIMIT", 30)
+    assert counsellor.user is not None
+    for i in range(45):
+        new_case(app, engine, clock, counsellor.user, f"Person{i:02d}", "Test")
+        clock.advance(seconds=1)
+    first = counsellor.text(counsellor.get("/cases"))
+    assert "Showing 1–20 of more than 30 cases" in first
+    assert "Page 1<" in first and "Page 1 of" not in first and "page=2" in first
+    second = counsellor.text(counsellor.get("/cases?page=2"))
+    assert "Showing 21–40 of more than 40 cases" in second and "page=3" in second
+    third = counsellor.text(counsellor.get("/cases?page=3"))  # counted to the end of page 3 (60): exact
+    assert "Showing 41–45 of 45 cases" in third and "Page 3 of 3" in third and "Next page" not in third
+
+
 def test_an_invalid_filter_shows_the_form_with_the_message(counsellor: WebClient) -> None:
     response = counsellor.get("/cases?status=nonsense&page=0&destination=XX")
     text = counsellor.text(response)

@@ -4,10 +4,12 @@ recording a consent, a child's safeguards, and withdrawing a consent wholly or i
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import html
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -115,6 +117,21 @@ def test_a_validation_error_keeps_what_was_typed(app: Flask, web_client: Callabl
     assert 'value="Jasmin Hodžić"' in text and 'value="2020-01-01"' in text
     assert 'value="work" checked' in text and 'value="ba.cldd-sarajevo" checked' in text
     assert rows(app, Consent) == []
+
+
+def test_a_consent_given_earlier_keeps_its_time(app: Flask, web_client: Callable[..., WebClient],
+                                                make_user: Callable[..., Any], partners: list[str],
+                                                clock: Any) -> None:
+    browser = web_client("counsellor", "gbg")
+    case_id = open_case(app.test_client(), make_user)
+    future = (clock.now() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    refused = browser.post(f"/cases/{case_id}/consents/new", consent_form(given_at=future))
+    assert refused.status_code == 422 and "Must not be in the future." in shown(refused)
+    assert f'value="{future}"' in shown(refused) and rows(app, Consent) == []
+    earlier = (clock.now() - dt.timedelta(days=3)).astimezone(ZoneInfo(app.extensions["ccm"].config.timezone))
+    give_consent(browser, case_id, given_at=earlier.strftime("%Y-%m-%dT%H:%M"))
+    [consent] = rows(app, Consent)
+    assert consent.given_at == earlier.replace(second=0, microsecond=0)
 
 
 def test_no_partner_and_no_language_are_refused_in_words(app: Flask, web_client: Callable[..., WebClient],

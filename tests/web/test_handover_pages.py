@@ -72,6 +72,54 @@ def test_send_queues_the_handover_and_the_status_page_says_so(
     assert len(rows(app, Handover)) == 1
 
 
+def test_the_support_asked_for_is_previewed_and_sent(
+        app: Flask, web_client: Callable[..., WebClient], make_user: Callable[..., Any], partners: list[str]) -> None:
+    browser = web_client("counsellor", "gbg")
+    case_id = open_case(app.test_client(), make_user)
+    consent_id = give_consent(browser, case_id)
+    asked = (f"/cases/{case_id}/handover/preview?partner={SARAJEVO}&consent={consent_id}"
+             "&support=reception&support=coaching&support_note.reception=Arrives+by+bus+on+Monday"
+             "&support_note.coaching=")
+    text = shown(browser.get(asked))
+    assert "Reception on arrival: <span dir=\"auto\">Arrives by bus on Monday</span>" in text and "Coaching" in text
+    assert 'name="support_note.reception" value="Arrives by bus on Monday"' in text
+    bad = browser.get(f"/cases/{case_id}/handover/preview?partner={SARAJEVO}&consent={consent_id}&support=spaceship")
+    assert bad.status_code == 422 and "Choose the kinds of support from the list" in shown(bad)
+    assert 'id="support-reception"' in shown(bad)  # the form again, with the partner and consent kept
+    sent = browser.post(f"/cases/{case_id}/handover/send", {
+        "partner": SARAJEVO, "consent": consent_id, "support": ["reception", "coaching"],
+        "support_note.reception": "Arrives by bus on Monday"})
+    assert sent.status_code == 302, shown(sent)[:2000]
+    assert len(rows(app, Handover)) == 1  # (what the partner receives: the two-node test below)
+
+
+def test_a_handover_sent_in_error_is_taken_back(
+        app: Flask, web_client: Callable[..., WebClient], make_user: Callable[..., Any], partners: list[str]) -> None:
+    browser = web_client("counsellor", "gbg")
+    case_id = open_case(app.test_client(), make_user)
+    consent_id = give_consent(browser, case_id)
+    sent = browser.post(f"/cases/{case_id}/handover/send", {"partner": SARAJEVO, "consent": consent_id})
+    status_url = sent.headers["Location"]
+    assert "/revoke" in shown(browser.get(status_url))
+    form = browser.get(status_url + "/revoke")
+    assert form.status_code == 200 and "Take the handover back" in shown(form)
+    empty = browser.post(status_url + "/revoke", {"reason": "  "})
+    assert empty.status_code == 422 and "Say why the handover is taken back" in shown(empty)
+    assert browser.post(status_url + "/revoke", {"reason": "Sent to the wrong partner."}, csrf=False).status_code == 400
+    [handover] = rows(app, Handover)
+    assert handover.status == "pending"
+    done = browser.post(status_url + "/revoke", {"reason": "Sent to the wrong partner."})
+    assert done.status_code == 302 and done.headers["Location"].endswith(status_url.split("/", 3)[-1])
+    [handover] = rows(app, Handover)
+    assert handover.status == "revoked"
+    text = shown(browser.get(status_url))
+    assert "is asked to erase it" in text and "/revoke" not in text
+    again = browser.get(status_url + "/revoke")
+    assert "cannot be taken back" in shown(again)
+    adviser = web_client("adviser", "gbg")
+    assert adviser.get(status_url + "/revoke").status_code == 403
+
+
 def test_refusals_come_back_in_words(app: Flask, web_client: Callable[..., WebClient],
                                      make_user: Callable[..., Any], partners: list[str]) -> None:
     browser = web_client("counsellor", "gbg")
@@ -169,13 +217,17 @@ def test_accepted_then_withdrawn_and_erasure_confirmed_across_two_nodes(
     origin, partner = desks
     browser = _sign_in(origin.node)
     case_id, consent_id = open_desk_case(origin)
-    sent = browser.post(f"/cases/{case_id}/handover/send", {"partner": SARAJEVO, "consent": consent_id})
+    sent = browser.post(f"/cases/{case_id}/handover/send", {"partner": SARAJEVO, "consent": consent_id,
+                                                            "support": ["reception"],
+                                                            "support_note.reception": "Arrives on Monday"})
     assert sent.status_code == 302, shown(sent)[:2000]
     status_url = sent.headers["Location"]
     assert "Queued: waiting to be delivered" in shown(browser.get(status_url))
     deliver(make_worker, origin)
     assert "Delivered: waiting for the partner's answer" in shown(browser.get(status_url))
     [waiting] = incoming(partner)
+    received = partner.ok("GET", f"/handovers/{waiting['id']}", "adviser")
+    assert received["requested_support"] == [{"kind": "reception", "note": "Arrives on Monday"}]
     partner.ok("POST", f"/handovers/{waiting['id']}/accept", "adviser", 201, json={})
     deliver(make_worker, partner)
     text = shown(browser.get(status_url))
