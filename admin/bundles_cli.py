@@ -94,10 +94,7 @@ def _export(env: Env, args: argparse.Namespace) -> int:
 
 
 def _summary(result: BundleImport) -> str:
-    counts = result.counts()
-    parts = [f"{_LABELS[name]} {counts.get(name, 0)}" for name in (
-        ("accepted", "duplicate", "refused") if result.kind == "ccm_bundle"
-        else ("delivered", "already_delivered", "not_pending", "refused"))]
+    parts = [f"{_LABELS[name]} {count}" for name, count in result.summary()]
     refusals = result.refusals()
     if refusals:
         parts[-1] += " (" + ", ".join(f"{code} {n}" for code, n in sorted(refusals.items())) + ")"
@@ -151,8 +148,7 @@ def _import(env: Env, args: argparse.Namespace) -> int:
     except AdminError as exc:
         raise AdminError(f"{exc}; the import is saved: import {path} again to write its receipts "
                          "(nothing is received twice)") from None
-    acknowledged = sum(1 for r in result.results if r.outcome in ("accepted", "duplicate"))
-    print(f"receipts for {acknowledged} message(s) written to {target}: carry it back to {result.sender} and "
+    print(f"receipts for {result.acknowledged} message(s) written to {target}: carry it back to {result.sender} and "
           f"run 'ccm-node bundle import {target.name}' there")
     return 0
 

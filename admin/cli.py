@@ -58,7 +58,8 @@ def node_identity(env: Env) -> Any:
 
 
 def _user_add(env: Env, args: argparse.Namespace) -> int:
-    from node.accounts import ROLES, create_user
+    from node.accounts import ROLES
+    from node.staff import add_staff
 
     if args.role not in ROLES:
         raise AdminError(f"invalid role {args.role!r}: choose one of {', '.join(ROLES)}")
@@ -68,9 +69,8 @@ def _user_add(env: Env, args: argparse.Namespace) -> int:
         if not password:
             raise AdminError("no password on standard input")
     with env.session() as session:
-        user = create_user(session, username=args.username, role=args.role, now=env.clock.now(),
-                           display_name=args.display_name, team=args.team, password=password)
-        audit_change(session, env, "create", "user", str(user.id))
+        user, _ = add_staff(session, None, username=args.username, role=args.role, now=env.clock.now(),
+                            display_name=args.display_name, team=args.team, password=password)
         session.commit()
         print(f"added user {user.username} (role {user.role}{', team ' + user.team if user.team else ''})")
     return 0
@@ -88,11 +88,11 @@ def _user_list(env: Env, _args: argparse.Namespace) -> int:
 
 def _user_disable(env: Env, args: argparse.Namespace) -> int:
     from node.accounts import find_user
+    from node.staff import set_active
 
     with env.session() as session:
         user = find_user(session, args.username)
-        user.active = False
-        audit_change(session, env, "update", "user", str(user.id), {"active": False})
+        set_active(session, None, user.id, False, env.clock.now())
         session.commit()
     print(f"disabled user {args.username}")
     return 0
@@ -112,11 +112,10 @@ def _token_create(env: Env, args: argparse.Namespace) -> int:
 
 
 def _token_revoke(env: Env, args: argparse.Namespace) -> int:
-    from node.accounts import revoke_token
+    from node.staff import revoke_user_token
 
     with env.session() as session:
-        revoke_token(session, args.token_id, env.clock.now())
-        audit_change(session, env, "update", "api_token", str(args.token_id), {"revoked": True})
+        revoke_user_token(session, None, args.token_id, env.clock.now())
         session.commit()
     print(f"revoked token {args.token_id}")
     return 0

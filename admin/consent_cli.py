@@ -30,39 +30,39 @@ def _confirm_within(env: Env) -> timedelta:
 
 def _retention_run(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
-    from node.exchange.chain.retention import run_retention
+    from node.exchange.chain.followup import run_retention_recorded
 
     if not 1 <= args.limit <= 100_000:
         raise AdminError("--limit must be between 1 and 100000")
     identity = node_identity(env)
     with refusals():
-        run = run_retention(make_sessionmaker(env.engine), keys=identity.keys, now=env.clock.now(),
-                            limit=args.limit)
+        run = run_retention_recorded(make_sessionmaker(env.engine), None, keys=identity.keys, now=env.clock.now(),
+                                     limit=args.limit)
     print(f"erased {len(run.erased)} received case(s) whose retention ended"
           + (f"; {len(run.not_told)} sender(s) could not be told (suspended or revoked)" if run.not_told else ""))
     return 0
 
 
 def _erasures(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.chain.disclosures import flag_overdue, is_overdue, open_requests
+    from node.exchange.chain.followup import unconfirmed_erasures
 
     now, within = env.clock.now(), _confirm_within(env)
     with env.session() as session:
-        newly = flag_overdue(session, now, within)
-        rows = open_requests(session, now, within, overdue_only=args.overdue)
+        listing = unconfirmed_erasures(session, now, within, overdue_only=args.overdue)
         session.commit()
-        if not rows:
-            print("no overdue erasure requests" if args.overdue else "no unconfirmed erasure requests")
-            return 0
-        print(f"{'requested':<20} {'holder':<24} {'cause':<10} {'case':<36} state")
-        for r in rows:
-            state = "OVERDUE" if is_overdue(r, now, within) else "waiting"
-            if r.message_id is None:
-                state += " (not sent: partner suspended or revoked)"
-            requested = r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else "-"
-            print(f"{requested:<20} {r.holder:<24} {r.cause:<10} {r.case_id or '-':<36} {state}")
+    newly = listing.newly_flagged
+    if not listing.rows:
+        print("no overdue erasure requests" if args.overdue else "no unconfirmed erasure requests")
+        return 0
+    print(f"{'requested':<20} {'holder':<24} {'cause':<10} {'case':<36} state")
+    for r in listing.rows:
+        state = "OVERDUE" if r.overdue else "waiting"
+        if not r.sent:
+            state += " (not sent: partner suspended or revoked)"
+        requested = r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else "-"
+        print(f"{requested:<20} {r.holder:<24} {r.cause:<10} {r.case_id or '-':<36} {state}")
     if newly:
-        print(f"{len(newly)} request(s) newly flagged as overdue (not confirmed within "
+        print(f"{newly} request(s) newly flagged as overdue (not confirmed within "
               f"{env.config.erasure_confirm_hours} h)", file=sys.stderr)
     return 0
 

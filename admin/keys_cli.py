@@ -32,24 +32,26 @@ def _when(moment: Any) -> str:
 
 
 def _status(env: Env, _args: argparse.Namespace) -> int:
+    from node.exchange.keys.status import own_keys
     from node.exchange.trust.keystore import load_identity
 
     now = env.clock.now()
     with refusals():
         identity = load_identity(env.config, now)
-    print(f"current\tsigning {identity.keys.skid}\tencryption {identity.keys.ekid}\tcard valid until "
-          f"{_when(identity.card.valid_until)}")
-    print(f"fingerprint\t{identity.keys.fingerprint()}")
-    for generation in identity.history.retired:
-        if generation.revoked_at is not None:
+    keys = own_keys(identity, now)
+    print(f"current\tsigning {keys.signing_kid}\tencryption {keys.encryption_kid}\tcard valid until "
+          f"{_when(keys.card_valid_until)}")
+    print(f"fingerprint\t{keys.fingerprint}")
+    for generation in keys.previous:
+        if generation.state == "revoked":
             state = f"revoked {_when(generation.revoked_at)} ({generation.reason})"
-        elif now < generation.accept_until:
-            state = f"retired, still accepted until {_when(generation.accept_until)}"
+        elif generation.state == "overlap":
+            state = f"retired, still accepted until {_when(generation.until)}"
         else:
-            state = f"retired, overlap ended {_when(generation.accept_until)}"
-        print(f"previous\tsigning {generation.skid}\tencryption {generation.ekid}\t{state}")
-    if identity.history.revocations:
-        print(f"revocations issued: {len(identity.history.revocations)} "
+            state = f"retired, overlap ended {_when(generation.until)}"
+        print(f"previous\tsigning {generation.signing_kid}\tencryption {generation.encryption_kid}\t{state}")
+    if keys.revocations_issued:
+        print(f"revocations issued: {keys.revocations_issued} "
               "('ccm-node keys revocation-send' posts them again)")
     return 0
 
@@ -173,7 +175,7 @@ def _revocation_import(env: Env, args: argparse.Namespace) -> int:
 
 
 def _partners(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.trust.partner_keys import generations, revocations
+    from node.exchange.keys.status import partner_key_history
     from node.exchange.trust.partners import get_partner, list_partners
 
     now = env.clock.now()
@@ -181,15 +183,13 @@ def _partners(env: Env, args: argparse.Namespace) -> int:
         partners = [get_partner(session, args.partner)] if args.partner else list_partners(session)
         for partner in partners:
             print(f"{partner.node_id}\t{partner.status}\tcurrent signing key {partner.signing_kid}")
-            revoked = {r.kid: r for r in revocations(session, partner)}
-            for g in generations(session, partner):
-                if g.signing_kid in revoked or g.encryption_kid in revoked:
-                    r = revoked.get(g.signing_kid) or revoked[g.encryption_kid]
-                    state = f"REVOKED by the partner ({r.reason}), received {_when(r.received_at)}"
-                elif g.retired_at is None:
+            for g in partner_key_history(session, partner, now):
+                if g.state == "revoked":
+                    state = f"REVOKED by the partner ({g.reason}), received {_when(g.revoked_at)}"
+                elif g.state == "current":
                     state = "current"
-                elif g.accept_until is not None and now < g.accept_until:
-                    state = f"retired {_when(g.retired_at)}, accepted until {_when(g.accept_until)}"
+                elif g.state == "overlap":
+                    state = f"retired {_when(g.retired_at)}, accepted until {_when(g.until)}"
                 else:
                     state = f"retired {_when(g.retired_at)}, no longer accepted"
                 print(f"  key {g.signing_kid}\ttrusted {_when(g.trusted_at)} by {g.trusted_by}\t{state}")

@@ -141,6 +141,12 @@ def _retention(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
     retention_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
 
 
+def _notifications(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
+    from node.notifications.loop import notification_loop
+
+    notification_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
+
+
 def _deliver(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
     from node.exchange.delivery.transport import HttpTransport
@@ -164,9 +170,13 @@ def _deliver(env: Env, args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: stop.set())
         print(f"delivery worker {worker.worker_id} started ({settings.parallel} in parallel)", flush=True)
     retention = threading.Thread(target=_retention, args=(stop, env, sessionmaker), name="retention", daemon=True)
+    notifications = threading.Thread(target=_notifications, args=(stop, env, sessionmaker), name="notifications",
+                                     daemon=True)
     retention.start()
+    notifications.start()
     if args.once:
         retention.join()
+        notifications.join()
         stop.clear()
     stats = worker.run(stop, once=args.once)
     print(f"delivered {stats.delivered}, retrying {stats.retried}, parked {stats.parked}, "

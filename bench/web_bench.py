@@ -48,6 +48,7 @@ from bench.bench_support import (  # noqa: E402
     start_node,
     stop_process,
 )
+from node.serve_worker import IDLE_RECYCLE_SECONDS  # noqa: E402
 
 P95_TARGET_MS = 50.0
 PSS_TARGET_MB = 130.0
@@ -155,7 +156,7 @@ def run_backend(backend: str, cases: int, samples: int) -> list[tuple[str, bool]
             time.sleep(2.0)
             start_pss, nworkers = node_pss_kb(proc.pid)
             verdicts = _measure_node(sign_in(base), base, pick, backend, cases, samples, fill_s)
-            time.sleep(3.0)
+            time.sleep(IDLE_RECYCLE_SECONDS + 5.0)  # back at idle: a worker that served a burst is forked afresh
             idle, _ = node_pss_kb(proc.pid)
             ok = idle / 1024 <= PSS_TARGET_MB
             print(f"  idle node PSS (master + {nworkers} workers): {start_pss / 1024:.1f} MB at start, "

@@ -53,6 +53,9 @@ class User(Base):
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     #: the user must enrol TOTP before using the web interface (always so for admins)
     totp_required: Mapped[bool] = mapped_column(default=False)
+    #: where notification e-mails go (None: none are sent), and whether the user wants them (node.notifications)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    notify_email: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
 
 class ApiToken(Base):

@@ -49,6 +49,26 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class SmtpConfig:
+    """Where notification e-mails go out (``[smtp]`` in node.toml; no section: no e-mail is sent)."""
+
+    host: str
+    from_address: str
+    port: int = 587
+    username: str | None = None
+    #: a file holding the SMTP password (kept out of node.toml), relative to the data directory or absolute
+    password_file: Path | None = None
+    starttls: bool = True
+    timeout_seconds: int = 10
+
+    def password(self) -> str | None:
+        """The password, read from its file at each use (so it can be rotated without a restart)."""
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a node needs to start. Build it with :func:`load_config` or :func:`NodeConfig.for_tests`."""
 
@@ -76,6 +96,8 @@ class NodeConfig:
     allow_networks: tuple[str, ...] = ()
     #: a signed-in browser session unused for this many minutes is ended ([web] idle_minutes)
     web_idle_minutes: int = 30
+    #: the SMTP server for notification e-mails ([smtp]); None: notifications stay in the web interface
+    smtp: SmtpConfig | None = None
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -168,9 +190,31 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
             allow_loopback=_flag(network.get("allow_loopback", False), "allow_loopback"),
             allow_networks=_networks(network.get("allow_networks", [])),
             web_idle_minutes=_positive(web.get("idle_minutes", 30), "idle_minutes"),
+            smtp=_smtp(path, raw.get("smtp")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node.toml: invalid setting: {exc}") from None
+
+
+def _smtp(data_dir: Path, smtp: object) -> SmtpConfig | None:
+    if smtp is None:
+        return None
+    if not isinstance(smtp, dict):
+        raise ConfigError("node.toml: [smtp] must be a table")
+    for key in ("host", "from"):
+        if not isinstance(smtp.get(key), str) or not smtp[key]:
+            raise ConfigError(f"node.toml: [smtp] {key} must be a non-empty string")
+    port = smtp.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("node.toml: [smtp] port must be a port number")
+    username, password_file = smtp.get("username"), smtp.get("password_file")
+    if not isinstance(username, str | None) or not isinstance(password_file, str | None):
+        raise ConfigError("node.toml: [smtp] username and password_file must be strings")
+    starttls = smtp.get("starttls", True)
+    if not isinstance(starttls, bool):
+        raise ConfigError("node.toml: [smtp] starttls must be true or false")
+    return SmtpConfig(host=smtp["host"], from_address=smtp["from"], port=port, username=username or None,
+                      password_file=data_dir / password_file if password_file else None, starttls=starttls)
 
 
 def _positive(value: object, name: str) -> int:

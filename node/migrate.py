@@ -22,6 +22,7 @@ def target_metadata() -> sa.MetaData:
     from .exchange.chain import models as chain_models  # noqa: F401
     from .exchange.handovers import models as handover_models  # noqa: F401
     from .exchange.trust import models as trust_models  # noqa: F401
+    from .notifications import models as notification_models  # noqa: F401
     from .web import models as web_models  # noqa: F401
 
     return Base.metadata

@@ -21,14 +21,14 @@ from node.cases.consent import case_consents, case_missing_safeguards
 from node.cases.models import Case
 from node.db import request_reader, request_session
 from node.errors import Conflict, ValidationFailed
+from node.exchange.chain.schemas import RevokeSchema
+from node.exchange.chain.withdrawal import revoke
 from node.exchange.handovers.schemas import (
     BEST_INTERESTS,
     HandoverCreateSchema,
     HandoverQuerySchema,
     HandoverSupportSchema,
 )
-from node.exchange.chain.schemas import RevokeSchema
-from node.exchange.chain.withdrawal import revoke
 from node.exchange.handovers.send import preview_handover, send_handover
 from node.exchange.handovers.status import get_handover
 from node.exchange.trust.keystore import identity_for_app

@@ -15,6 +15,7 @@ from .guard import csrf, is_web_request, load_signed_in
 from .i18n import init_i18n
 from .labels import label_globals
 from .navigation import navigation
+from .notifications import unread_for_badge
 
 #: the page modules, each with ``make_blueprint()``; the order is the order of their routes' registration
 PAGE_MODULES = ("account", "home", "cases", "intake_sections", "plan", "consent", "handovers", "intake",
@@ -46,6 +47,7 @@ def _template_globals() -> dict[str, Any]:
         "can": lambda permission: actor is not None and can(actor.role, permission),
         "web_user": g.get("web_user"),
         "navigation": navigation(),
+        "unread_notifications": unread_for_badge,  # called by base.html's menu: one indexed COUNT
     }
 
 

@@ -24,7 +24,8 @@ TRANSLATED = [code for code in SUPPORTED if code != "en"]
 
 def source_messages() -> set[str]:
     """Every message the interface's Python and templates mark for translation (as babel.cfg extracts them)."""
-    method_map = [("node/web/**.py", "python"), ("node/web/templates/**.html", "jinja2")]
+    method_map = [("node/web/**.py", "python"), ("node/notifications/mail.py", "python"),
+                  ("node/web/templates/**.html", "jinja2")]
     found = set()
     keywords = {**DEFAULT_KEYWORDS, "_l": None}  # lazy_gettext, as the Python modules import it
     for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT), method_map, keywords=keywords):

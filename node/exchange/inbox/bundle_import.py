@@ -98,6 +98,18 @@ class BundleImport:
         """How many items were refused with each protocol code."""
         return Counter(r.code or "refused" for r in self.results if r.outcome == REFUSED)
 
+    def summary(self) -> list[tuple[str, int]]:
+        """Every outcome an import of this kind reports, in the order it is reported, with its count."""
+        names = (ACCEPTED, DUPLICATE, REFUSED) if self.kind == BUNDLE else (DELIVERED, ALREADY_DELIVERED,
+                                                                            NOT_PENDING, REFUSED)
+        counts = self.counts()
+        return [(name, counts.get(name, 0)) for name in names]
+
+    @property
+    def acknowledged(self) -> int:
+        """How many messages the receipts bundle acknowledges (accepted now or earlier)."""
+        return sum(1 for r in self.results if r.outcome in (ACCEPTED, DUPLICATE))
+
 def _receive_in_savepoint(session: orm.Session, index: int, item: bytes, *, sender: str, keys: NodeKeys,
                           now: datetime, boxes: BoxCache | None) -> tuple[ItemResult, bytes | None]:
     savepoint = session.begin_nested()

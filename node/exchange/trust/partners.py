@@ -28,7 +28,7 @@ from node.audit import record as audit
 from node.errors import Conflict, NodeError, NotFound, ValidationFailed
 from node.exchange.models import OutboundMessage, Partner
 from node.exchange.trust.partner_keys import card_text, check_key_reuse, install_card, revoked_kids
-from node.outbound import OutboundPolicy, describe, open_connection
+from node.outbound import AddressRefused, OutboundPolicy, describe, open_connection
 from protocol import NodeCard, b64encode, verify_card
 from protocol.cards import card_from_bytes
 from protocol.envelope import check_agreement
@@ -40,12 +40,23 @@ CARD_PATH = "/federation/v1/card"
 
 
 class CardFetchError(NodeError):
+    """The card could not be read. ``reason`` says why in one word (``not_http``, ``address_refused``,
+    ``unreachable``, ``http_error``, ``too_large``, ``too_slow``, ``unreadable``), for a page that words it."""
+
     status = 502
     code = "card_fetch_failed"
+
+    def __init__(self, detail: str = "", reason: str = "unreachable") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class InvalidCard(ValidationFailed):
     code = "invalid_card"
+
+
+class OwnCard(InvalidCard):
+    code = "own_card"
 
 
 class FingerprintMismatch(NodeError):
@@ -97,7 +108,7 @@ def fetch_card(url: str, *, policy: OutboundPolicy, timeout: float = FETCH_TIMEO
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CardFetchError(f"{url!r} is not an http:// or https:// URL: only http and https URLs are fetched "
-                             "(to read a card from a file, use --card-file FILE)")
+                             "(to read a card from a file, use --card-file FILE)", "not_http")
     if parts.path in ("", "/"):
         url = url.rstrip("/") + CARD_PATH
     deadline = time.monotonic() + timeout
@@ -109,23 +120,25 @@ def fetch_card(url: str, *, policy: OutboundPolicy, timeout: float = FETCH_TIMEO
             response = connection.getresponse()
             if response.status != 200:
                 raise CardFetchError(f"cannot fetch the card from {url}: it answered HTTP {response.status} "
-                                     "(redirects are not followed)")
+                                     "(redirects are not followed)", "http_error")
             declared = response.getheader("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes")
+                raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes", "too_large")
             body = bytearray()
             while chunk := response.read1(8192):
                 body += chunk
                 if len(body) > max_bytes:
-                    raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes")
+                    raise CardFetchError(f"the card at {url} is larger than {max_bytes} bytes", "too_large")
                 if time.monotonic() > deadline:
-                    raise CardFetchError(f"fetching the card from {url} took longer than {timeout:g} s")
+                    raise CardFetchError(f"fetching the card from {url} took longer than {timeout:g} s",
+                                         "too_slow")
         finally:
             connection.close()
     except CardFetchError:
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise CardFetchError(f"cannot fetch the card from {url}: {describe(exc)}") from None
+        reason = "address_refused" if isinstance(exc, AddressRefused) else "unreachable"
+        raise CardFetchError(f"cannot fetch the card from {url}: {describe(exc)}", reason) from None
     return bytes(body)
 
 
@@ -137,15 +150,32 @@ def read_card_file(path: str) -> bytes:
     """
     try:
         if Path(path).stat().st_size > MAX_CARD_BYTES:
-            raise CardFetchError(f"the card file {path} is larger than {MAX_CARD_BYTES} bytes")
+            raise CardFetchError(f"the card file {path} is larger than {MAX_CARD_BYTES} bytes", "too_large")
         return Path(path).read_bytes()
     except OSError as exc:
-        raise CardFetchError(f"cannot read {path}: {exc.strerror}") from None
+        raise CardFetchError(f"cannot read {path}: {exc.strerror}", "unreadable") from None
 
 
 def normalise_fingerprint(text: str) -> str:
     """Digits only (an administrator may type groups with spaces or dashes)."""
     return "".join(ch for ch in text if ch.isdigit())
+
+
+def read_card(card_data: bytes, *, now: datetime, own_node_id: str) -> NodeCard:
+    """A partner's card, checked as :func:`add_partner` checks it before the fingerprint comparison (the
+    administrator's page shows its fingerprint next to the one the partner reads out).
+
+    Raises:
+        InvalidCard: not a valid, self-signed card valid now; ``OwnCard``: this node's own card.
+    """
+    try:
+        card = card_from_bytes(card_data)
+        verify_card(card, now)
+    except ProtocolError as exc:
+        raise InvalidCard(f"the card is not valid ({exc.code})") from None
+    if card.node_id == own_node_id:
+        raise OwnCard("this is this node's own card")
+    return card
 
 
 def add_partner(
@@ -178,13 +208,7 @@ def add_partner(
         KeyReuse: a key of the card is another partner's or this node's (``partner_keys.check_key_reuse``).
         ValidationFailed: a malformed agreement id or retention.
     """
-    try:
-        card = card_from_bytes(card_data)
-        verify_card(card, now)
-    except ProtocolError as exc:
-        raise InvalidCard(f"the card is not valid ({exc.code})") from None
-    if card.node_id == own_node_id:
-        raise InvalidCard("this is this node's own card")
+    card = read_card(card_data, now=now, own_node_id=own_node_id)
     expected = normalise_fingerprint(card.fingerprint())
     if not hmac.compare_digest(normalise_fingerprint(fingerprint).encode(), expected.encode()):
         raise FingerprintMismatch(f"the fingerprint does not match the card of {card.node_id}: not trusted, "
