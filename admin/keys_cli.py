@@ -7,6 +7,8 @@
     ccm-node keys revocation-file --out FILE [--force]               write them for a partner offline
     ccm-node keys revocation-import FILE               take a partner's revocations from a file
     ccm-node keys partners [PARTNER]                   partners' key history (rotations, revocations)
+    ccm-node keys data-rotate [--batch-size N] [--grace-seconds S]   new data key, every encrypted value
+                                                       re-encrypted in batches (run again if interrupted)
 
 Every refusal is one line on stderr and exit 1 (``AdminError``).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,6 +202,36 @@ def _partners(env: Env, args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_rotate(env: Env, args: argparse.Namespace) -> int:
+    from node.at_rest import DataKeyError, data_keys_of
+    from node.at_rest.rotation import rotate_data_key
+    from node.migrate import target_metadata
+
+    if not 1 <= args.batch_size <= 100_000:
+        raise AdminError("--batch-size must be between 1 and 100000")
+    if not 0 <= args.grace_seconds <= 3600:
+        raise AdminError("--grace-seconds must be between 0 and 3600")
+    engine = env.engine
+    keys = data_keys_of(engine.dialect)
+    if keys is None:
+        raise AdminError("no data key is bound to the database")
+
+    def waiting(seconds: float) -> None:
+        print(f"waiting {seconds:.0f} s for running processes to finish with the old key ...", flush=True)
+        time.sleep(seconds)
+
+    try:
+        result = rotate_data_key(engine, keys, target_metadata(), now=env.clock.now, batch_size=args.batch_size,
+                                 grace_seconds=args.grace_seconds, sleep=waiting)
+    except DataKeyError as exc:
+        raise AdminError(exc.message) from None
+    what = "new data key" if result.started else "finished the rotation to data key"
+    retired = ", ".join(result.retired) or "none"
+    print(f"{what} {result.kid}: {result.rows} value(s) re-encrypted; retired key(s): {retired}")
+    print(f"the key file {keys.path} changed: back it up (backups made before hold only the old key)")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the ``keys`` subcommands to ``ccm-node``'s parser."""
     p = sub.add_parser("keys", help="this node's keys over time, and partners' key history")
@@ -228,3 +261,9 @@ def register(sub: Any) -> None:
     par = ksub.add_parser("partners", help="partners' keys: rotations, overlaps, revocations")
     par.add_argument("partner", nargs="?", metavar="PARTNER")
     par.set_defaults(handler=_partners)
+    drot = ksub.add_parser("data-rotate", help="new data key (encryption at rest); re-encrypt every value with it")
+    drot.add_argument("--batch-size", type=int, default=500, help="rows per transaction (default 500)")
+    drot.add_argument("--grace-seconds", type=float, default=65.0,
+                      help="how long running processes get to switch to the new key before the old one is retired "
+                           "(default 65: a web request's longest life)")
+    drot.set_defaults(handler=_data_rotate)

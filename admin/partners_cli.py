@@ -224,7 +224,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("deliver", help="run the delivery worker")
     p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     p.add_argument("--parallel", type=int, help="deliveries in flight at once (default 8)")
-    p.add_argument("--lease-seconds", type=float, help="how long a claim survives a dead worker (300)")
+    p.add_argument("--lease-seconds", type=float, help="how long a dead worker's claims hold, seconds (6)")
     p.add_argument("--poll-seconds", type=float, help="how often an idle worker looks for work (0.2)")
     p.add_argument("--min-backoff", type=float, help="first retry interval after a failure, seconds (10)")
     p.add_argument("--max-backoff", type=float, help="the longest retry interval, seconds (3600)")

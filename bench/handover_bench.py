@@ -33,6 +33,9 @@ most 1 s). Everything shares this machine's CPUs: both nodes, their workers, the
    bare inbox request, so (a)/(b) cannot exceed (f) / ((f) + (b)) on this machine, even with no domain work
    and a free delivery worker: the report prints that ceiling.
 
+6. Issue #16's budget lines, measured in this process where the work is done (``bench/handover_profile.py``:
+   the sending API's CPU per handover, and the inbox's next to a bare inbox's of the same run).
+
 Each phase also prints the CPU seconds each process tree used (``/proc``; PostgreSQL: all its live server
 processes). Targets: (a) at least 0.5 of (b); (c) at least 0.5 of the live inbox rate. Ctrl-C, SIGTERM or any
 failure stops every process and removes every temporary directory and database.
@@ -63,6 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import handover_profile  # noqa: E402
 from bench.bare_inbox import NoHistory, OneSender  # noqa: E402
 from bench.bench_support import (  # noqa: E402
     ApiClient,
@@ -471,8 +475,12 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
         signal.signal(signum, _interrupt)
     try:
+        budget: list[str] = []
         for backend in args.backends.split(","):
             run_backend(backend.strip(), args)
+            print(f"\n== {backend.strip()}: the budget per handover, in one process", flush=True)
+            budget += handover_profile.run(backend.strip(), min(args.handovers, 200))
+        print("\n" + "\n".join(budget), flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: processes stopped, temporary files and databases removed", file=sys.stderr)
         return 130

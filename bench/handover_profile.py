@@ -1,7 +1,8 @@
 """Per-stage CPU cost of a handover, in one process (no HTTP, no gunicorn), to find what to optimise.
 
-    .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql] [--handovers 200]
-        [--profile api|inbox|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime] [--top 30] [--sql]
+    .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql|both] [--handovers 200]
+        [--profile api|inbox|bare|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime] [--top 30]
+        [--sql]
 
 Two nodes (Göteborg → Sarajevo) are built with ``create_app`` on their own databases (a SQLite file, or a
 fresh PostgreSQL database dropped at the end), partnered under an agreement; N cases with a consent are made
@@ -9,11 +10,16 @@ through Göteborg's API (Flask test client). Then, one stage at a time, each tim
 
 1. ``api``: ``POST /api/v1/cases/{id}/handovers`` through the test client (the sending API);
 2. ``inbox``: each queued envelope posted to Sarajevo's ``/federation/v1/inbox`` (the receiving side);
-3. ``record``: the delivery worker's judgement of those answers (receipt verification) and one
+3. ``bare``: the same envelopes posted to a bare inbox (``bench/bare_inbox.py``: verify + decrypt, one INSERT,
+   a signed receipt) with Sarajevo's keys, on a database of the same kind: the floor of any inbox, this run;
+4. ``record``: the delivery worker's judgement of those answers (receipt verification) and one
    ``record_outcomes`` transaction per 8 of them, as a worker with 8 threads would.
 
-With ``--profile STAGE`` that stage runs under cProfile and the top functions by cumulative time are printed;
-with ``--sql`` the SQL statements of one more handover (API and inbox) are printed.
+Each stage prints its CPU and wall time and its SQL statements per handover (``before_cursor_execute``), then
+the budget lines of issue #16: the sending API at most ``API_BUDGET_MS`` ms CPU per handover on SQLite (the
+PostgreSQL figure is printed for the record), and the inbox at most ``INBOX_BUDGET`` times the bare inbox's CPU
+of the same run. With ``--profile STAGE`` that stage runs under cProfile and the top functions by cumulative
+time are printed; with ``--sql`` the SQL statements of one more handover (API and inbox) are printed.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bare_inbox import BARE_INBOX, METADATA  # noqa: E402
+from bench.bare_inbox import make_app as make_bare_inbox  # noqa: E402
 from bench.bench_support import databases  # noqa: E402
 from node import create_app  # noqa: E402
 from node.accounts import create_token, create_user  # noqa: E402
@@ -53,10 +61,15 @@ from node.exchange.delivery.retry import RetryPolicy  # noqa: E402
 from node.exchange.delivery.transport import INBOX_PATH, DeliveryAnswer  # noqa: E402
 from node.exchange.delivery.worker import DeliveryWorker  # noqa: E402
 from node.exchange.models import OutboundMessage  # noqa: E402
-from node.exchange.trust.keystore import generate_node_keys, identity_for_app  # noqa: E402
+from node.exchange.trust.keystore import generate_node_keys, identity_for_app, key_path  # noqa: E402
 from node.exchange.trust.partners import add_partner  # noqa: E402
 from node.migrate import upgrade  # noqa: E402
+from protocol import NodeKeys  # noqa: E402
 
+#: Issue #16's budget: the sending API's CPU per handover on SQLite, in ms ...
+API_BUDGET_MS = 3.0
+#: ... and the receiving inbox's CPU per handover, as a multiple of the bare inbox's in the same run.
+INBOX_BUDGET = 2.0
 SENDER, RECEIVER = ("se.gi-goteborg", "Göteborgs-Initiativet"), ("ba.cldd-sarajevo", "CLDD Sarajevo")
 AGREEMENT = "dsa-gi-cldd-sarajevo-2026"
 CASE: dict[str, Any] = {
@@ -107,10 +120,28 @@ def call(app: Flask, secret: str, method: str, path: str, status: int, **kwargs:
     return response.get_json()
 
 
+class Statements:
+    """Counts the SQL statements every engine of this process runs (``before_cursor_execute``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(sa.engine.Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(sa.engine.Engine, "before_cursor_execute", self._seen)
+
+
 def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, top: int,
-          sort: str = "cumulative") -> None:
-    """Run ``fn`` and print its CPU and wall time per handover; ``profile``: None, ``cprofile`` or
-    ``pyinstrument`` (if installed: a sampling profiler that distorts less)."""
+          sort: str = "cumulative") -> float:
+    """Run ``fn``, print its CPU and wall time and SQL statements per handover, and return the CPU ms per
+    handover; ``profile``: None, ``cprofile`` or ``pyinstrument`` (if installed: a sampling profiler that
+    distorts less)."""
     profiler: Any = None
     if profile == "pyinstrument":
         from pyinstrument import Profiler
@@ -120,11 +151,13 @@ def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, t
     elif profile == "cprofile":
         profiler = cProfile.Profile()
         profiler.enable()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    fn()
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    print(f"  {label:8s} {cpu / count * 1000:6.2f} ms CPU, {wall / count * 1000:6.2f} ms wall per handover"
-          f"{f'  ({profile})' if profile else ''}", flush=True)
+    with Statements() as statements:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    print(f"  {label:8s} {cpu / count * 1000:6.2f} ms CPU, {wall / count * 1000:6.2f} ms wall, "
+          f"{statements.count / count:4.1f} statements per handover{f'  ({profile})' if profile else ''}",
+          flush=True)
     if profile == "pyinstrument":
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -133,10 +166,25 @@ def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, t
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
         print(out.getvalue())
+    return cpu / count * 1000
+
+
+def budget(backend: str, api_ms: float, inbox_ms: float, bare_ms: float) -> list[str]:
+    """Issue #16's budget lines for one database."""
+    api = f"sending API  {api_ms:6.2f} ms CPU per handover"
+    if backend == "sqlite":
+        api += f"   budget ≤ {API_BUDGET_MS:.2f} ms: {'ok' if api_ms <= API_BUDGET_MS else 'OVER BUDGET'}"
+    else:
+        api += "   (the budget is set on SQLite; this figure is for the record)"
+    ratio = inbox_ms / bare_ms
+    inbox = (f"inbox        {inbox_ms:6.2f} ms CPU per handover = {ratio:.2f} × the bare inbox's {bare_ms:.2f} ms "
+             f"(same run)   budget ≤ {INBOX_BUDGET:.1f} ×: {'ok' if ratio <= INBOX_BUDGET else 'OVER BUDGET'}")
+    return [f"-- budget ({backend}, one process, CPU per handover)", f"  {api}", f"  {inbox}"]
 
 
 @contextlib.contextmanager
-def nodes(backend: str) -> Iterator[tuple[Flask, Flask]]:
+def nodes(backend: str) -> Iterator[tuple[Flask, Flask, Flask]]:
+    """Göteborg and Sarajevo, partners, and a bare inbox with Sarajevo's keys on a database of the same kind."""
     with contextlib.ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="ccm-hprof-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
@@ -145,12 +193,19 @@ def nodes(backend: str) -> Iterator[tuple[Flask, Flask]]:
         for app in apps:
             stack.callback(app.extensions["ccm"].engine.dispose)
         pair(*apps)
-        yield apps
+        bare_engine = make_engine(make_url() or f"sqlite:///{root / 'bare.db'}")
+        stack.callback(bare_engine.dispose)
+        METADATA.create_all(bare_engine)
+        bare = make_bare_inbox(keys=NodeKeys.load(key_path(apps[1].extensions["ccm"].config.data_dir)),
+                               sender_card=apps[0].test_client().get("/federation/v1/card").data,
+                               engine=bare_engine)
+        yield (*apps, bare)
 
 
-def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sql: bool,
-        sort: str = "cumulative") -> None:
-    with nodes(backend) as (gbg, sarajevo):
+def run(backend: str, count: int, stage: str | None = None, profiler: str = "cprofile", top: int = 30,
+        sql: bool = False, sort: str = "cumulative") -> list[str]:
+    """Measure every stage on one database; print them and return the budget lines."""
+    with nodes(backend) as (gbg, sarajevo, bare):
         secret = token(gbg)
         valid_until = (date.today() + timedelta(days=365)).isoformat()
         cases = []
@@ -168,7 +223,7 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
                 call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
                      json={"recipient": RECEIVER[0], "consent_id": consent_id})
 
-        timed("api", count, api, profiler if stage == "api" else None, top, sort)
+        api_ms = timed("api", count, api, profiler if stage == "api" else None, top, sort)
         sessions = make_sessionmaker(gbg.extensions["ccm"].engine)
         with sessions() as session:
             rows = list(session.execute(
@@ -184,7 +239,18 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
                 response = inbox_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
                 answers.append(DeliveryAnswer(response.status_code, response.data))
 
-        timed("inbox", count, inbox, profiler if stage == "inbox" else None, top, sort)
+        inbox_ms = timed("inbox", count, inbox, profiler if stage == "inbox" else None, top, sort)
+        bare_client = bare.test_client()
+
+        def bare_inbox() -> None:
+            for row in rows:
+                response = bare_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
+                if response.status_code != 200:
+                    raise SystemExit(f"bare inbox: {response.status_code} {response.data[:200]!r}")
+
+        bare_ms = timed("bare", count, bare_inbox, profiler if stage == "bare" else None, top, sort)
+        with bare.extensions["bare_engine"].connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(BARE_INBOX)) == count
         worker = DeliveryWorker(sessionmaker=sessions, clock=SystemClock(), worker_id="profile")
         now = datetime.now(UTC)
         claims = [Claim(r.id, r.message_id, r.partner_id, r.recipient, "http://x.test", card, r.message_hash,
@@ -200,6 +266,9 @@ def run(backend: str, count: int, stage: str | None, profiler: str, top: int, sq
         timed("record", count, record, profiler if stage == "record" else None, top, sort)
         if sql:
             show_sql(gbg, sarajevo, secret, valid_until)
+    lines = budget(backend, api_ms, inbox_ms, bare_ms)
+    print(*lines, sep="\n", flush=True)
+    return lines
 
 
 def show_sql(gbg: Flask, sarajevo: Flask, secret: str, valid_until: str) -> None:
@@ -232,9 +301,9 @@ def show_sql(gbg: Flask, sarajevo: Flask, secret: str, valid_until: str) -> None
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
+    parser.add_argument("--backend", default="both", choices=("sqlite", "postgresql", "both"))
     parser.add_argument("--handovers", type=int, default=200)
-    parser.add_argument("--profile", choices=("api", "inbox", "record"))
+    parser.add_argument("--profile", choices=("api", "inbox", "bare", "record"))
     parser.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile")
     parser.add_argument("--top", type=int, default=30, help="functions shown by cProfile (30)")
     parser.add_argument("--sql", action="store_true", help="print the statements of one handover")
@@ -243,7 +312,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.profile and args.profiler == "pyinstrument" and importlib.util.find_spec("pyinstrument") is None:
         parser.error("pyinstrument is not installed: .venv/bin/pip install pyinstrument, or --profiler cprofile")
-    run(args.backend, max(1, args.handovers), args.profile, args.profiler, args.top, args.sql, args.sort)
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    lines = [line for backend in backends
+             for line in run(backend, max(1, args.handovers), args.profile, args.profiler, args.top, args.sql,
+                             args.sort)]
+    if len(backends) > 1:
+        print("\n" + "\n".join(lines), flush=True)
     return 0
 
 

@@ -5,7 +5,13 @@ Behind a TLS-terminating reverse proxy (see docs/operations.md); bind to loopbac
 
 import os
 
-from node.serve import GUNICORN_DEFAULTS, post_fork  # noqa: F401  (gunicorn reads the post_fork hook)
+from node.config import resolve_data_dir
+from node.observability import multiprocess
+from node.serve import GUNICORN_DEFAULTS, child_exit, post_fork, when_ready  # noqa: F401  (gunicorn's hooks)
+
+# /metrics: every worker's counters go to files in <data_dir>/metrics/, emptied when the master starts (before
+# the app is preloaded); when_ready drops what the master's warm-up counted; child_exit marks a worker that exited.
+multiprocess.prepare(resolve_data_dir(None))
 
 bind = os.environ.get("CCM_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CCM_WORKERS", "2"))

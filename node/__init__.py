@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import orm
 
-from .clock import Clock, SystemClock
+from .at_rest.startup import open_node_data_keys
+from .backup.journal import bind as bind_erasure_journal
+from .clock import Clock, system_clock
 from .config import NodeConfig
 from .db import close_request_session, make_engine, make_sessionmaker
 
@@ -31,7 +33,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
 
     Args:
         config: the node's configuration (see :func:`node.config.load_config`).
-        clock: the time source; the system clock unless a test passes a fake one.
+        clock: the time source; :func:`node.clock.system_clock` unless a test passes a fake one.
         engine: an existing engine (tests share one); made from ``config.database_url`` otherwise.
     Returns:
         The app, with the JSON API under ``/api/v1`` and its OpenAPI document at ``/api/v1/openapi.json``.
@@ -45,6 +47,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     from .exchange.handovers.views import make_blueprint as handovers_blueprint
     from .exchange.inbox.federation import make_blueprint as federation_blueprint
     from .exchange.keys.views import make_blueprint as revocation_blueprint
+    from .observability.setup import init_observability
     from .web.setup import init_web
 
     app = Flask(__name__)
@@ -55,8 +58,12 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # names in Arabic script stay readable
     engine = engine or make_engine(config.database_url, busy_seconds=config.database_busy_seconds)
-    app.extensions["ccm"] = NodeContext(config, engine, make_sessionmaker(engine), clock or SystemClock())
+    bind_erasure_journal(engine, config.data_dir)  # erasures are journalled beside the database (node/backup)
+    clock = clock or system_clock()
+    open_node_data_keys(config, engine, clock.now())  # the special-category columns need it (node/at_rest)
+    app.extensions["ccm"] = NodeContext(config, engine, make_sessionmaker(engine), clock)
     app.teardown_appcontext(close_request_session)
+    init_observability(app)  # first: its hooks time the whole request; /healthz, /readyz, /metrics
     register_error_handlers(app)
     init_auth(app)
     init_api(app, [cases_blueprint(), handovers_blueprint(), consent_chain_blueprint()])

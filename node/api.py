@@ -10,7 +10,7 @@ OpenAPI document), the clock and actor, the version a write read (:func:`expecte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flask_smorest
 import marshmallow as ma
@@ -24,14 +24,17 @@ from protocol.errors import MalformedError
 from .auth import Actor, current_actor
 from .concurrency import Expected, etag, expected_from
 from .db import request_session
-from .errors import NotFound, ValidationFailed, handle_http_exception
+from .errors import PROBLEM_MIMETYPE, NotFound, ValidationFailed, handle_http_exception
 
 
 class StrictParser(FlaskParser):
     """webargs parser that uses the protocol's strict JSON reader: 400 for a body that is not valid JSON, 415
-    for a body sent as anything but JSON (a form or plain text is never guessed at)."""
+    for a body sent as anything but JSON (a form or plain text is never guessed at). An unknown query
+    parameter is refused (422) like an unknown body field, not ignored: a misspelt filter never widens a list."""
 
     DEFAULT_VALIDATION_STATUS = 422
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
     def _raw_load_json(self, req: Request) -> Any:
         data = req.get_data(cache=True)
@@ -67,6 +70,15 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: Any) -> Any:
         return handle_http_exception(error)
+
+    def _register_responses(self) -> None:
+        """The error answers flask-smorest documents by itself (422 and ``default``) with the content type they
+        are sent with, ``application/problem+json`` (its default is application/json)."""
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_MIMETYPE
+        try:
+            super()._register_responses()  # type: ignore[misc]
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE
 
 
 def _refuse_nul() -> None:

@@ -10,6 +10,7 @@
     ccm-node --data-dir DIR retention run | erasures | case export CASE | custody show CASE   (admin/consent_cli.py)
     ccm-node --data-dir DIR keys rotate | revoke | status | partners | revocation-...   (admin/keys_cli.py)
     ccm-node --data-dir DIR bundle export --to NODE --out FILE | bundle import FILE   (admin/bundles_cli.py)
+    ccm-node --data-dir DIR backup create --out FILE | backup restore FILE   (admin/backup_cli.py)
 
 Every error is one line on stderr and a non-zero exit (2 for usage and configuration, 1 for a refused
 operation); never a traceback.
@@ -35,6 +36,7 @@ def _cmd_init(env: Env, args: argparse.Namespace) -> int:
     from protocol import KeyFileError
 
     from . import migrate
+    from .at_rest.keys import key_file_path
     from .config import default_database_url
     from .exchange.trust.keystore import generate_node_keys, key_path
 
@@ -54,6 +56,7 @@ def _cmd_init(env: Env, args: argparse.Namespace) -> int:
     print(f"initialised node {args.node_id} in {data_dir} "
           f"(database: {'custom' if args.database_url else default_database_url(data_dir)})")
     print(f"node keys in {key_path(data_dir)}; fingerprint: {keys.fingerprint()}")
+    print(f"data key (encryption at rest) in {key_file_path(data_dir)[0]}: back it up apart from the database")
     return 0
 
 
@@ -143,6 +146,7 @@ def _cmd_demo(_env: Env, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from admin.backup_cli import register as register_backup
     from admin.bundles_cli import register as register_bundles
     from admin.cli import register as register_admin
     from admin.consent_cli import register as register_consent
@@ -192,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_keys(sub)
     register_consent(sub)
     register_bundles(sub)
+    register_backup(sub)
     return parser
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from .clock import SystemClock
+from .at_rest.startup import open_node_data_keys
+from .backup.journal import bind as bind_erasure_journal
+from .clock import system_clock
 from .config import NodeConfig, load_config
 from .db import make_engine, make_sessionmaker
 
@@ -25,7 +27,7 @@ class Env:
         self._data_dir = data_dir
         self._config: NodeConfig | None = None
         self._engine: sa.Engine | None = None
-        self.clock = SystemClock()
+        self.clock = system_clock()
 
     @property
     def config(self) -> NodeConfig:
@@ -36,7 +38,14 @@ class Env:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = make_engine(self.config.database_url)
+            engine = make_engine(self.config.database_url)
+            bind_erasure_journal(engine, self.config.data_dir)  # erasures journalled (node/backup)
+            try:
+                open_node_data_keys(self.config, engine, self.clock.now())  # encrypted columns (node/at_rest)
+            except BaseException:
+                engine.dispose()
+                raise
+            self._engine = engine
         return self._engine
 
     def use_data_dir(self, data_dir: str) -> None:

@@ -98,6 +98,8 @@ class NodeConfig:
     web_idle_minutes: int = 30
     #: the SMTP server for notification e-mails ([smtp]); None: notifications stay in the web interface
     smtp: SmtpConfig | None = None
+    #: client addresses that may read /metrics, as CIDR strings ([metrics] allow); every other one gets a 404
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
     @property
     def stage_keys(self) -> tuple[str, ...]:
@@ -191,6 +193,7 @@ def _from_mapping(path: Path, raw: dict[str, Any], secret: str) -> NodeConfig:
             allow_networks=_networks(network.get("allow_networks", [])),
             web_idle_minutes=_positive(web.get("idle_minutes", 30), "idle_minutes"),
             smtp=_smtp(path, raw.get("smtp")),
+            metrics_allow=_metrics_allow(raw.get("metrics", {})),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"node.toml: invalid setting: {exc}") from None
@@ -215,6 +218,22 @@ def _smtp(data_dir: Path, smtp: object) -> SmtpConfig | None:
         raise ConfigError("node.toml: [smtp] starttls must be true or false")
     return SmtpConfig(host=smtp["host"], from_address=smtp["from"], port=port, username=username or None,
                       password_file=data_dir / password_file if password_file else None, starttls=starttls)
+
+
+def _metrics_allow(metrics: object) -> tuple[str, ...]:
+    import ipaddress
+
+    if not isinstance(metrics, dict):
+        raise ConfigError("node.toml: [metrics] must be a table")
+    value = metrics.get("allow", ["127.0.0.1/32", "::1/128"])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError('node.toml: [metrics] allow must be a list of networks, e.g. ["127.0.0.1/32"]')
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"node.toml: [metrics] allow: {item!r} is not a network (e.g. 127.0.0.1/32)") from None
+    return tuple(value)
 
 
 def _positive(value: object, name: str) -> int:

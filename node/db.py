@@ -32,6 +32,10 @@ NAMING_CONVENTION = {
 }
 
 
+#: The attribute of an engine's dialect that holds the node's data keys (``node.at_rest.bind_data_keys``).
+DATA_KEYS_ATTR = "ccm_data_keys"
+
+
 class Base(orm.DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -145,6 +149,7 @@ def make_reader_engine(engine: sa.Engine, busy_seconds: int = 30) -> sa.Engine |
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None  # (an in-memory database cannot be opened twice)
     reader = sa.create_engine(engine.url, connect_args={"timeout": busy_seconds})
+    setattr(reader.dialect, DATA_KEYS_ATTR, getattr(engine.dialect, DATA_KEYS_ATTR, None))  # reads decrypt
 
     @event.listens_for(reader, "connect")
     def _read_only(dbapi_conn: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def target_metadata() -> sa.MetaData:
     """The metadata of every model the migrations must match (imports each model module)."""
     from . import accounts, audit  # noqa: F401
+    from .at_rest import models as at_rest_models  # noqa: F401
     from .cases import models  # noqa: F401
     from .db import Base
     from .exchange import models as exchange_models  # noqa: F401

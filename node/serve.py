@@ -2,7 +2,9 @@
 
 The app is loaded once in the master (``preload_app``), warmed (:mod:`node.web.warm`: templates compiled, languages
 loaded) and forked, so the workers share its memory pages; each worker drops the pooled database connections it
-inherited (``post_fork``).
+inherited (``post_fork``). Metrics: the master empties ``<data_dir>/metrics/`` and points prometheus-client's
+multiprocess mode at it before the app loads, forgets what its own warm-up counted (``when_ready``), and marks a
+worker that exits (``child_exit``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from .config import NodeConfig
+from .observability import multiprocess
+from .observability.multiprocess import child_exit, when_ready
 
 GUNICORN_DEFAULTS: dict[str, Any] = {
     # Requests are read whole before a thread serves them, with a deadline (node/serve_worker.py): clients
@@ -64,6 +68,8 @@ class NodeApplication(BaseApplication):  # type: ignore[misc]
 
 
 def serve(config: NodeConfig, *, host: str, port: int, workers: int, **extra: Any) -> None:
+    multiprocess.prepare(config.data_dir)  # before the app loads: every worker's metrics go to files a scrape sums
     options = {**GUNICORN_DEFAULTS, "bind": f"{host}:{port}", "workers": workers, "post_fork": post_fork,
+               "child_exit": child_exit, "when_ready": when_ready,
                "proc_name": f"ccm-node {config.node_id}", **extra}
     NodeApplication(config, options).run()

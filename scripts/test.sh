@@ -7,6 +7,8 @@ bash scripts/bootstrap.sh
 
 echo "== ruff"
 .venv/bin/ruff check .
+echo "== bandit (medium and high severity)"
+.venv/bin/bandit -c pyproject.toml -r node protocol admin -ll -q
 echo "== mypy --strict protocol"
 .venv/bin/mypy
 echo "== protocol vectors"

@@ -35,7 +35,8 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("protocol", 0, ("protocol",)),
     ("node core", 1, ("node.clock", "node.config", "node.db", "node.errors", "node.audit", "node.accounts",
                       "node.auth", "node.api", "node.concurrency", "node.command_env", "node.outbound",
-                      "node.staff", "node.audit_search")),
+                      "node.staff", "node.audit_search", "node.backup.journal",
+                      "node.observability.instruments", "node.at_rest")),
     ("cases", 2, ("node.cases",)),
     ("exchange tables", 3, ("node.exchange", "node.exchange.models")),
     ("trust", 4, ("node.exchange.trust",)),
@@ -49,7 +50,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("notifications", 9, ("node.notifications",)),
     ("app and admin", 10, ("node.cli", "node.serve", "node.serve_worker", "node.wsgi", "node.migrate",
                            "node.migrations", "node.demo_network", "node.demo_nodes", "node.demo_story", "node.web",
-                           "admin")),
+                           "node.backup", "node.observability", "admin")),
 ]
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 
 from node.accounts import User
+from node.at_rest import EncryptedJSON, EncryptedText
 from node.db import Base, UTCDateTime
 
 STATUSES = ("open", "handed_over", "in_reintegration", "closed")
@@ -77,7 +78,7 @@ class Case(Base):
     phone: Mapped[str | None] = mapped_column(sa.String(40))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     address: Mapped[str | None] = mapped_column(sa.String(500))
-    contact_notes: Mapped[str | None] = mapped_column(sa.String(1000))
+    contact_notes: Mapped[str | None] = mapped_column(EncryptedText("cases.contact_notes", 1000))
     # the destination
     destination_country: Mapped[str] = mapped_column(sa.String(2))
     destination_locality: Mapped[str | None] = mapped_column(sa.String(200))
@@ -115,7 +116,7 @@ class CaseStage(Base):
     position: Mapped[int] = mapped_column(sa.Integer())
     status: Mapped[str] = mapped_column(sa.String(20))
     responsible: Mapped[str] = mapped_column(sa.String(20))
-    notes: Mapped[str | None] = mapped_column(sa.Text())
+    notes: Mapped[str | None] = mapped_column(EncryptedText("case_stages.notes"))
     started_on: Mapped[dt.date | None] = mapped_column(sa.Date())
     completed_on: Mapped[dt.date | None] = mapped_column(sa.Date())
     #: when the stage should be done by (the home page's "stages due" queue); null: no due date
@@ -137,8 +138,8 @@ class IntakeSection(Base):
 
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), primary_key=True)
     section: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
-    text: Mapped[str | None] = mapped_column(sa.Text())
-    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
+    text: Mapped[str | None] = mapped_column(EncryptedText("intake_sections.text"))
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("intake_sections.data"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(sa.Integer())
@@ -151,7 +152,7 @@ class CasePlan(Base):
 
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), primary_key=True)
     end_date: Mapped[dt.date | None] = mapped_column(sa.Date())
-    milestones: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    milestones: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("case_plans.milestones"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(sa.Integer())
@@ -165,8 +166,8 @@ class HouseholdMember(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), index=True)
     relation: Mapped[str] = mapped_column(sa.String(20))
-    given_names: Mapped[str | None] = mapped_column(sa.String(200))
-    family_name: Mapped[str | None] = mapped_column(sa.String(200))
+    given_names: Mapped[str | None] = mapped_column(EncryptedText("household_members.given_names", 200))
+    family_name: Mapped[str | None] = mapped_column(EncryptedText("household_members.family_name", 200))
     date_of_birth: Mapped[dt.date | None] = mapped_column(sa.Date())
     travelling: Mapped[bool] = mapped_column(sa.Boolean())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -182,13 +183,13 @@ class ChildSafeguards(Base):
     __tablename__ = "child_safeguards"
 
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), primary_key=True)
-    guardian_name: Mapped[str | None] = mapped_column(sa.String(200))
-    guardian_relation: Mapped[str | None] = mapped_column(sa.String(100))
+    guardian_name: Mapped[str | None] = mapped_column(EncryptedText("child_safeguards.guardian_name", 200))
+    guardian_relation: Mapped[str | None] = mapped_column(EncryptedText("child_safeguards.guardian_relation", 100))
     guardian_organisation: Mapped[str | None] = mapped_column(sa.String(200))
-    guardian_contact: Mapped[str | None] = mapped_column(sa.String(500))
+    guardian_contact: Mapped[str | None] = mapped_column(EncryptedText("child_safeguards.guardian_contact", 500))
     guardian_consent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    child_views: Mapped[str | None] = mapped_column(sa.Text())
-    best_interests_outcome: Mapped[str | None] = mapped_column(sa.Text())
+    child_views: Mapped[str | None] = mapped_column(EncryptedText("child_safeguards.child_views"))
+    best_interests_outcome: Mapped[str | None] = mapped_column(EncryptedText("child_safeguards.best_interests_outcome"))
     assessed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     assessed_by: Mapped[str | None] = mapped_column(sa.String(200))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -216,7 +217,7 @@ class Consent(Base):
     recorded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    withdrawal_reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    withdrawal_reason: Mapped[str | None] = mapped_column(EncryptedText("consents.withdrawal_reason", 1000))
     withdrawn_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
@@ -226,14 +227,14 @@ class Intervention(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk(), index=True)
     kind: Mapped[str] = mapped_column(sa.String(20))
-    provider: Mapped[str | None] = mapped_column(sa.String(200))
+    provider: Mapped[str | None] = mapped_column(EncryptedText("interventions.provider", 200))
     status: Mapped[str] = mapped_column(sa.String(20))
     start_date: Mapped[dt.date | None] = mapped_column(sa.Date())
     end_date: Mapped[dt.date | None] = mapped_column(sa.Date())
     #: the amount in hundredths of the currency unit (exact on both databases; the API speaks decimals)
     amount_cents: Mapped[int | None] = mapped_column(sa.BigInteger())
     currency: Mapped[str | None] = mapped_column(sa.String(3))
-    notes: Mapped[str | None] = mapped_column(sa.Text())
+    notes: Mapped[str | None] = mapped_column(EncryptedText("interventions.notes"))
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -251,7 +252,7 @@ class ProgressNote(Base):
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(sa.String(36), _case_fk())
-    text: Mapped[str] = mapped_column(sa.Text())
+    text: Mapped[str] = mapped_column(EncryptedText("progress_notes.text"))
     stage_changes: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON())
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

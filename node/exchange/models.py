@@ -26,6 +26,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from node.at_rest import EncryptedBytes
 from node.db import Base, UTCDateTime
 
 PARTNER_STATUSES = ("active", "suspended", "revoked", "key_revoked")
@@ -110,7 +111,8 @@ class InboundMessage(Base):
     message_hash: Mapped[str] = mapped_column(sa.String(43))
     envelope_hash: Mapped[str] = mapped_column(sa.String(43))
     agreement_id: Mapped[str | None] = mapped_column(sa.String(64))
-    inner: Mapped[bytes | None] = mapped_column(sa.LargeBinary())  # None once erased (retention, decline)
+    #: the inner document in clear, encrypted at rest; None once erased (retention, decline)
+    inner: Mapped[bytes | None] = mapped_column(EncryptedBytes("inbound_messages.inner"))
     case_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     receipt: Mapped[str] = mapped_column(sa.Text())

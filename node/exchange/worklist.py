@@ -120,8 +120,8 @@ def _answered(session: orm.Session, actor: Actor, since: dt.datetime, limit: int
 
 def _progress(session: orm.Session, actor: Actor, since: dt.datetime, limit: int,
               names: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
-    # one character more than the preview tells whether the note was cut, without loading long notes whole
-    head = sa.func.substr(ProgressUpdate.note, 1, PREVIEW_CHARS + 1).label("head")
+    # the note is encrypted at rest (node/at_rest): it is read whole and cut here, not by the database
+    head = ProgressUpdate.note.label("head")
     rows, total = _page_and_count(
         session, (ProgressUpdate.id, ProgressUpdate.case_id, ProgressUpdate.handover_id, ProgressUpdate.partner_node,
                   ProgressUpdate.update_id, ProgressUpdate.at, ProgressUpdate.created_at, head, *_CASE_COLUMNS),

@@ -22,8 +22,8 @@ from node.db import request_session
 
 from .login import load_session, must_enrol
 
-#: paths the web interface does not own (they authenticate otherwise)
-NOT_WEB = ("/api/", "/federation/", "/static/")
+#: paths the web interface does not own (they authenticate otherwise; health and metrics: node/observability)
+NOT_WEB = ("/api/", "/federation/", "/static/", "/healthz", "/readyz", "/metrics")
 #: endpoints anyone may open
 PUBLIC = frozenset({"web_account.login", "web_account.set_language", "static"})
 #: endpoints a session may open while its second factor is due or TOTP must be set up first

@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from node.at_rest.startup import open_data_keys
 from node.audit import AuditEntry
 from node.clock import SystemClock
 from node.config import load_config
@@ -50,7 +51,8 @@ class Databases:
 
     def session(self, node: NodeProcess) -> orm.Session:
         if node.node_id not in self._engines:
-            self._engines[node.node_id] = make_engine(load_config(node.data_dir).database_url)
+            engine = self._engines[node.node_id] = make_engine(load_config(node.data_dir).database_url)
+            open_data_keys(node.data_dir, engine, now=SystemClock().now(), create=False)  # encrypted columns
         return make_sessionmaker(self._engines[node.node_id])()
 
     def close(self) -> None:

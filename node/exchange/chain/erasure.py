@@ -17,7 +17,9 @@ shared, so it is erased either way.
 Functions here run in the caller's transaction and never commit. On SQLite the engine runs with
 ``secure_delete`` (node/db.py), so erased values are overwritten in the database file, not just unlinked, and
 once the erasing transaction commits the write-ahead log, which still holds the pages as they were, is
-checkpointed and truncated (:func:`checkpoint_after_commit`).
+checkpointed and truncated (:func:`checkpoint_after_commit`), and the erasure is appended to the erasure journal
+outside the database (ids, categories, cause and time; ``node.backup.journal``), so that restoring a backup taken
+before it erases again.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from node.audit import record
+from node.backup import journal
 from node.cases.models import Case, CasePlan, HouseholdMember, IntakeSection
 from node.cases.timeline import record_event
 from node.exchange.chain.models import Tombstone
 from node.exchange.handovers.models import Handover
 from node.exchange.models import InboundMessage, OutboundMessage
 from protocol import CATEGORIES
+from protocol.times import format_time
 
 #: The intake sections of the local case that hold each category of a received summary.
 CATEGORY_SECTIONS = {"family": ("family",), "health": ("health",), "background": ("background",),
@@ -121,6 +125,24 @@ def checkpoint_after_commit(session: orm.Session) -> None:
     sa.event.listen(session, "after_commit", _after_commit)
 
 
+def journal_after_commit(session: orm.Session, tombstone: Tombstone, handover: Handover,
+                         case_id: str | None) -> None:
+    """Append the erasure to the erasure journal once the transaction commits (not if the tombstone's savepoint or
+    transaction is rolled back). Ids, categories, cause and time only."""
+    def make() -> dict[str, Any] | None:
+        if not sa.inspect(tombstone).persistent:
+            return None
+        categories = (tombstone.scope or {}).get("categories")
+        full = handover.status == "erased"
+        return {"kind": "full" if full else "categories", "handover_id": handover.id,
+                "handover_message_id": handover.message_id, "sender": handover.partner_node, "case_id": case_id,
+                "categories": categories, "cause": tombstone.cause, "withdrawal_id": tombstone.withdrawal_id,
+                "tombstone_id": tombstone.id, "confirmation_message_id": tombstone.confirmation_message_id,
+                "erased_at": format_time(tombstone.erased_at)}
+
+    journal.after_commit(session, make)
+
+
 def _delete_case(session: orm.Session, case_id: str) -> None:
     session.flush()
     for obj in [o for o in session.identity_map.values() if getattr(o, "case_id", None) == case_id
@@ -163,6 +185,7 @@ def erase_handover(session: orm.Session, handover: Handover, *, cause: str, now:
     tombstone = _tombstone(session, handover, cause=cause, scope=None, now=now, withdrawal_id=withdrawal_id,
                            erased=erased)
     session.flush()
+    journal_after_commit(session, tombstone, handover, case_id)
     record(session, actor=None, action="delete", object_type="handover", object_id=handover.id, case_id=case_id,
            now=now, detail={"cause": cause, "from": handover.partner_node, "messages": len(erased[0]),
                             "case_erased": case_id is not None})
@@ -222,6 +245,7 @@ def erase_categories(session: orm.Session, handover: Handover, categories: Itera
     tombstone = _tombstone(session, handover, cause=cause, scope={"categories": wanted}, now=now,
                            withdrawal_id=withdrawal_id, erased=erased)
     session.flush()
+    journal_after_commit(session, tombstone, handover, handover.case_id)
     record(session, actor=None, action="delete", object_type="handover", object_id=handover.id,
            case_id=handover.case_id, now=now,
            detail={"cause": cause, "from": handover.partner_node, "categories": wanted, "messages": len(erased[0])})

@@ -9,6 +9,11 @@ writers with ``BEGIN IMMEDIATE``) and marked ``sending`` with the worker's id an
 transaction, so two workers never hold the same message. A partner that is backing off gets one probe at a
 time.
 
+Leases are short (seconds) and the live worker keeps extending them (``extend_leases``, its heartbeat) for the
+messages it still has in flight, however long an attempt takes. So an expired lease means the worker that held
+it stopped (killed, its machine gone) and another worker, or the same one restarted, takes the message over
+within about one lease; a worker that is alive never has its claims taken from it.
+
 Outcomes are recorded in one transaction per batch. A receipt is the proof of delivery and is recorded even
 when the lease had passed to another worker; a failure only counts for the worker that still holds the claim.
 """
@@ -142,6 +147,31 @@ def claim(session: orm.Session, *, worker_id: str, now: datetime, limit: int, le
     by_id = {row.id: row for row in session.execute(_CLAIMED, {"ids": chosen})}
     return [Claim(r.id, r.message_id, r.partner_id, r.recipient, r.base_url, r.card, r.message_hash,
                   r.envelope, now) for r in (by_id[i] for i in chosen)]
+
+
+_EXTEND = (
+    sa.update(_OUT).where(_OUT.c.id.in_(_IDS), _OUT.c.status == "sending",
+                          _OUT.c.claimed_by == sa.bindparam("_worker"))
+    .values(lease_until=sa.bindparam("_lease_until"))
+)
+
+
+def extend_leases(session: orm.Session, ids: Sequence[int], *, worker_id: str, now: datetime,
+                  lease: timedelta) -> int:
+    """Extend this worker's leases on messages it still holds (its heartbeat; the caller commits).
+
+    Args:
+        ids: the messages the worker has in flight.
+        worker_id: this worker's id; a message claimed by another worker in the meantime is left alone.
+        now: the current time.
+        lease: the new lease runs until ``now + lease``.
+    Returns:
+        How many of them the worker still held.
+    """
+    if not ids:
+        return 0
+    result = session.execute(_EXTEND, {"ids": list(ids), "_worker": worker_id, "_lease_until": now + lease})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def reset_backoff(session: orm.Session, partner: Partner, now: datetime) -> bool:

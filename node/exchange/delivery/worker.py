@@ -5,8 +5,12 @@ transaction that records the outcomes of the attempts that finished, gives up ov
 as many due messages as there are free threads (``queue.claim``). So one slow or dead partner holds at most
 its probe's thread while everything else flows, independent case threads are delivered concurrently (a backlog
 drains at the receiver's pace, not at one round trip per message), and a thread never has two messages in
-flight. The worker needs no private key: messages are sealed when they are queued; it checks each receipt
-against the partner's card.
+flight. Claims are held under a short lease (``lease_seconds``, 6 s) that the loop extends every sixth of a
+lease (1 s) for the messages still in flight (its heartbeat, in the transactions it runs anyway or in one of
+its own); the loop looks for expired leases every second, so the messages of a worker that was killed are
+taken over within about one lease (7 s at most), by another worker or by the same one restarted, while a
+live worker keeps its claims unless its loop stalls for five seconds. The worker needs no private key:
+messages are sealed when they are queued; it checks each receipt against the partner's card.
 
 An idle worker waits for its next poll, or on PostgreSQL until a message is queued (``wakeup.py``).
 ``ccm-node deliver`` runs :meth:`DeliveryWorker.run` until SIGTERM/SIGINT; ``--once`` drains what is due and
@@ -22,7 +26,7 @@ import secrets
 import socket
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -34,19 +38,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.clock import Clock
 from node.config import CONFIG_FILE, NodeConfig
-from node.exchange.delivery.queue import Claim, Outcome, claim, give_up_overdue, record_outcomes
-from node.exchange.delivery.retry import RetryPolicy, Verdict, classify
+from node.exchange.delivery.queue import Claim, Outcome, claim, extend_leases, give_up_overdue, record_outcomes
+from node.exchange.delivery.retry import RETRYABLE_CODES, RetryPolicy, Verdict, classify
 from node.exchange.delivery.transport import DeliveryAnswer, HttpTransport, Transport
 from node.exchange.delivery.wakeup import Waker
 from node.outbound import OutboundPolicy
 from protocol import NodeCard, canonical_bytes, strict_loads, verify_receipt
 from protocol.cards import card_from_bytes
-from protocol.envelope import envelope_sender
+from protocol.envelope import CLOCK_SKEW, envelope_sender
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(seconds=30)
+#: The longest a worker goes without looking for messages whose worker died (their lease expired).
+LEASE_CHECK_EVERY = timedelta(seconds=1)
 #: How long a worker waits for more attempts to finish before recording the first ones (a few ms of latency
 #: buys fewer, larger transactions).
 LINGER = 0.01
@@ -57,9 +63,20 @@ class WorkerSettings:
     """How a worker runs. ``node.toml`` may set them in a ``[delivery]`` table (see :func:`load_settings`)."""
 
     parallel: int = 8
-    lease: timedelta = timedelta(minutes=5)
+    #: How long a claim outlives its worker's last heartbeat (the worker extends it every sixth of a lease).
+    lease: timedelta = timedelta(seconds=6)
     poll_interval: float = 0.2
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def heartbeat(self) -> timedelta:
+        """How often a worker extends the leases of the messages it has in flight."""
+        return self.lease / 6
+
+    @property
+    def lease_check(self) -> timedelta:
+        """How often a worker looks for messages whose lease expired (their worker died)."""
+        return min(self.lease / 6, LEASE_CHECK_EVERY)
 
 
 _TOML_KEYS = {"parallel", "lease_seconds", "poll_seconds", "min_backoff_seconds", "max_backoff_seconds",
@@ -136,6 +153,7 @@ class DeliveryWorker:
         self._cards_lock = threading.Lock()
         self._last_sweep: datetime | None = None
         self._last_lease_check: datetime | None = None
+        self._last_heartbeat: datetime | None = None
 
     # -- one attempt (in a pool thread) -------------------------------------------------------------------
     def _card(self, item: Claim) -> NodeCard:
@@ -179,25 +197,35 @@ class DeliveryWorker:
             return Outcome(item, Verdict.RETRY, error="internal_error")
 
     # -- the loop ------------------------------------------------------------------------------------------
-    def step(self, outcomes: list[Outcome], free: int, probing: set[int]) -> list[Claim]:
-        """One transaction: record finished attempts, give up overdue messages, claim up to ``free``."""
+    def step(self, outcomes: list[Outcome], free: int, probing: set[int],
+             holding: Collection[Claim] = ()) -> list[Claim]:
+        """One transaction: record finished attempts, extend the leases of the messages still in flight
+        (``holding``) when a heartbeat is due, give up overdue messages, claim up to ``free``."""
         now = self.clock.now()
         sweep = self._last_sweep is None or now - self._last_sweep >= SWEEP_EVERY
-        if not outcomes and free <= 0 and not sweep:
-            return []  # nothing to record or claim: no transaction
+        heartbeat = bool(holding) and now - self._oldest_lease(holding) >= self.settings.heartbeat
+        if not outcomes and free <= 0 and not sweep and not heartbeat:
+            return []  # nothing to record, extend or claim: no transaction
         with self.sessionmaker() as session, session.begin():
             record_outcomes(session, outcomes, worker_id=self.worker_id, now=now, policy=self.settings.policy,
                             rng=self.rng)
+            if heartbeat:
+                held = extend_leases(session, sorted(c.id for c in holding), worker_id=self.worker_id, now=now,
+                                     lease=self.settings.lease)
+                if held < len(holding):
+                    log.warning("delivery worker: %d lease(s) had passed to another worker (this worker was "
+                                "stalled for longer than its lease)", len(holding) - held)
+                self._last_heartbeat = now
             if sweep:
                 given_up = give_up_overdue(session, now=now, policy=self.settings.policy)
                 if given_up:
                     log.info("gave up %d message(s): retry horizon reached or envelope expired", given_up)
                 self.stats.given_up += given_up
                 self._last_sweep = now
-            leases = self._last_lease_check is None or now - self._last_lease_check >= self.settings.lease / 4
+            leases = self._last_lease_check is None or now - self._last_lease_check >= self.settings.lease_check
             claims = claim(session, worker_id=self.worker_id, now=now, limit=free, lease=self.settings.lease,
                            probing=probing, expired_leases=leases)
-            if leases:
+            if leases and free > 0:  # looked (with no free thread, nothing was looked at)
                 self._last_lease_check = now
         for outcome in outcomes:
             if outcome.verdict is Verdict.DELIVERED:
@@ -208,7 +236,17 @@ class DeliveryWorker:
                          outcome.claim.recipient, outcome.error)
             else:
                 self.stats.retried += 1
+                if outcome.error in RETRYABLE_CODES:  # not_yet_valid: the partner's clock is behind ours
+                    log.warning("message %s to %s refused for clock skew (%s): it was sealed more than %d s ahead "
+                                "of %s's clock; check both nodes' clocks (NTP). Retrying.",
+                                outcome.claim.message_id, outcome.claim.recipient, outcome.error,
+                                CLOCK_SKEW.total_seconds(), outcome.claim.recipient)
         return claims
+
+    def _oldest_lease(self, holding: Collection[Claim]) -> datetime:
+        """When the oldest lease among ``holding`` was taken or last extended."""
+        last = self._last_heartbeat
+        return min(c.claimed_at if last is None or c.claimed_at > last else last for c in holding)
 
     def run(self, stop: threading.Event | None = None, *, once: bool = False,
             sleep: Callable[[float], object] | None = None) -> WorkerStats:
@@ -246,7 +284,8 @@ class DeliveryWorker:
             stopping = stop.is_set()
             free = 0 if stopping else self.settings.parallel - len(in_flight)
             try:
-                claims = self.step(finished, free, {c.partner_id for c in in_flight.values()})
+                claims = self.step(finished, free, {c.partner_id for c in in_flight.values()},
+                                   list(in_flight.values()))
             except SQLAlchemyError as exc:
                 log.warning("delivery worker: database error (%s); retrying", type(exc).__name__)
                 if once and not in_flight:
@@ -266,7 +305,8 @@ class DeliveryWorker:
 
     def _await(self, pending: list[Future[Outcome]]) -> None:
         """Wait until some attempts finish; then linger briefly so that one transaction records several."""
-        done, rest = wait(pending, timeout=self.settings.poll_interval, return_when=FIRST_COMPLETED)
+        timeout = min(self.settings.poll_interval, self.settings.heartbeat.total_seconds())
+        done, rest = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         if done and rest and len(done) < len(pending) // 2:
             wait(rest, timeout=LINGER)
 

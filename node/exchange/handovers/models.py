@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from node.at_rest import EncryptedJSON, EncryptedText
 from node.db import Base, UTCDateTime
 
 DIRECTIONS = ("outgoing", "incoming")
@@ -54,7 +55,7 @@ class Handover(Base):
     #: outgoing: the granted values the summary did not carry as they are (``summary_gaps.not_carried``)
     not_carried: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON())
     #: incoming, while pending: the received case, summary, requested support and retention
-    body: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    body: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("handovers.body"))
     #: incoming: the signed consent record the handover travelled under
     consent: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
     child: Mapped[bool] = mapped_column(sa.Boolean())
@@ -65,11 +66,11 @@ class Handover(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reason_code: Mapped[str | None] = mapped_column(sa.String(32))
-    reason: Mapped[str | None] = mapped_column(sa.Text())
+    reason: Mapped[str | None] = mapped_column(EncryptedText("handovers.reason"))
     #: the other side's case reference (outgoing), or the case created here on acceptance (incoming)
     local_reference: Mapped[str | None] = mapped_column(sa.String(64))
     #: outgoing, once accepted: the adviser and first meeting the partner named
-    answer: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    answer: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("handovers.answer"))
     kind: Mapped[str] = mapped_column(sa.String(16), server_default="handover")
     #: the node whose consent the case travels under (the sender, for a handover)
     origin_node: Mapped[str | None] = mapped_column(sa.String(80))
@@ -81,7 +82,7 @@ class Handover(Base):
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     #: ``{"code", "text"?, "by"}``: the outcome and the node that closed the case
-    close_outcome: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    close_outcome: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("handovers.close_outcome"))
     version: Mapped[int] = mapped_column(sa.Integer())
 
     __table_args__ = (
@@ -106,11 +107,11 @@ class ProgressUpdate(Base):
     partner_node: Mapped[str | None] = mapped_column(sa.String(80))
     update_id: Mapped[str] = mapped_column(sa.String(128))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    note: Mapped[str | None] = mapped_column(sa.Text())
-    stage_changes: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
-    interventions: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
-    meetings: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
-    indicators: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON())
+    note: Mapped[str | None] = mapped_column(EncryptedText("progress_updates.note"))
+    stage_changes: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("progress_updates.stage_changes"))
+    interventions: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("progress_updates.interventions"))
+    meetings: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("progress_updates.meetings"))
+    indicators: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJSON("progress_updates.indicators"))
     message_id: Mapped[str | None] = mapped_column(sa.String(22))
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -132,7 +133,7 @@ class PartnerStage(Base):
     partner_node: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
     stage_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     status: Mapped[str] = mapped_column(sa.String(20))
-    note: Mapped[str | None] = mapped_column(sa.Text())
+    note: Mapped[str | None] = mapped_column(EncryptedText("partner_stages.note"))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     message_id: Mapped[str] = mapped_column(sa.String(22))

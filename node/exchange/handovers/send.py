@@ -37,6 +37,7 @@ from node.config import NodeConfig
 from node.db import insert_now
 from node.errors import Conflict, ValidationFailed
 from node.exchange.delivery.outbox import seal_for, store
+from node.exchange.handovers.case_rows import load_rows
 from node.exchange.handovers.chain_hooks import chain
 from node.exchange.handovers.models import Handover
 from node.exchange.handovers.status import present
@@ -175,8 +176,9 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         signed = sign_consent(record_, keys.node_id, keys.signing_key, validated=True)
         withdrawals = chain().withdrawals_for(session, keys.node_id, consent.id)
         granted = allowed_categories(signed, recipient, purpose, withdrawals)  # only those are read
-        cut = minimise(case_summary(session, case, config.stages, granted), signed, recipient, purpose, now=now,
-                       withdrawals=withdrawals, validated=True)
+        rows = load_rows(session, case, granted)  # read once for the summary and for what it does not carry
+        cut = minimise(case_summary(session, case, config.stages, granted, rows), signed, recipient, purpose,
+                       now=now, withdrawals=withdrawals, validated=True)
         body = {"case": protocol_case(case), "consent": signed, "purpose": purpose, **cut,
                 "requested_support": data.get("requested_support", []),
                 "retention": {"days": partner.retention_days or DEFAULT_RETENTION_DAYS}}
@@ -188,7 +190,7 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         raise OutsideConsent(f"Outside the consent: {exc.message}.") from None
     except SchemaError as exc:
         raise ValidationFailed("The case holds data a handover cannot carry.", exc.errors or None) from None
-    gaps = not_carried(session, case, granted)  # granted: a category may have nothing the summary can carry
+    gaps = not_carried(session, case, granted, rows)  # granted: a category may have nothing the summary can carry
     return Prepared(case, consent, partner, purpose, body, safeguards.version if safeguards else None, gaps)
 
 

@@ -25,16 +25,15 @@ from sqlalchemy import orm
 
 from node.cases.models import (
     Case,
-    CasePlan,
     CaseStage,
     ChildSafeguards,
     Consent,
     HouseholdMember,
     IntakeSection,
 )
-from node.cases.progress import interventions as case_interventions
 from node.config import Stage
 from node.errors import ValidationFailed
+from node.exchange.handovers.case_rows import CaseRows, load_rows
 from protocol import make_consent_record
 from protocol.fields import EMAIL_RE, KEY_RE, PHONE_RE
 from protocol.times import format_time
@@ -90,11 +89,6 @@ def e164(phone: str | None) -> str | None:
 
 def _date(value: dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _sections(session: orm.Session, case_id: str) -> dict[str, IntakeSection]:
-    return {row.section: row for row in session.scalars(
-        sa.select(IntakeSection).where(IntakeSection.case_id == case_id))}
 
 
 def _identity(case: Case) -> dict[str, Any]:
@@ -179,25 +173,19 @@ def stage_item(stage: CaseStage, titles: dict[str, str]) -> dict[str, Any] | Non
                      "completed": _date(completed)})
 
 
-def _plan(session: orm.Session, case: Case, stages: Sequence[Stage]) -> dict[str, Any]:
-    plan = session.get(CasePlan, case.id)
+def _plan(rows: CaseRows, stages: Sequence[Stage]) -> dict[str, Any]:
+    plan = rows.plan
     milestones = [{"title": line(m["title"]), "due": m["due_date"], "done": bool(m.get("done"))}
                   for m in (plan.milestones if plan else []) if m.get("due_date") and line(m.get("title"))]
     titles = {s.key: s.title for s in stages}
-    rows = session.scalars(sa.select(CaseStage).where(CaseStage.case_id == case.id)
-                           .order_by(CaseStage.position))
-    stage_items = [item for item in (stage_item(s, titles) for s in rows) if item is not None][:30]
-    items = [intervention_item(i) for i in case_interventions(session, case.id)][:50]
+    stage_items = [item for item in (stage_item(s, titles) for s in rows.stages) if item is not None][:30]
+    items = [intervention_item(i) for i in rows.interventions][:50]
     return _compact({"end_date": _date(plan.end_date) if plan else None, "milestones": milestones[:100],
                      "stages": stage_items, "interventions": items})
 
 
-#: The categories built from the intake sections (one query for all of them).
-FROM_SECTIONS = frozenset({"family", "health", "background", "education", "work", "wishes"})
-
-
 def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
-                 categories: Collection[str] | None = None) -> dict[str, Any]:
+                 categories: Collection[str] | None = None, rows: CaseRows | None = None) -> dict[str, Any]:
     """The protocol summary of a case: every category the case holds data in (before minimisation).
 
     Args:
@@ -206,6 +194,7 @@ def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
         stages: the node's configured stages (for the stage titles).
         categories: build only these (and ``identity``, which the consent rules read for a child's age):
             the categories a consent grants, so that what will be cut is not read. Default: all.
+        rows: the case's rows for those categories, if read already (``case_rows.load_rows``).
     Returns:
         ``{category: section}`` for the categories with data.
     """
@@ -214,7 +203,8 @@ def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
     def want(category: str) -> bool:
         return wanted is None or category in wanted
 
-    sections = _sections(session, case.id) if wanted is None or wanted & FROM_SECTIONS else {}
+    rows = rows or load_rows(session, case, categories)
+    sections = rows.sections
     builders: dict[str, Callable[[], dict[str, Any]]] = {
         "identity": lambda: _identity(case),
         "contact": lambda: _contact(case),
@@ -224,7 +214,7 @@ def case_summary(session: orm.Session, case: Case, stages: Sequence[Stage],
         "education": lambda: _education(sections.get("education")),
         "work": lambda: _work(sections.get("work"), sections.get("future_work")),
         "wishes": lambda: _plain(sections.get("wishes")),
-        "plan": lambda: _plan(session, case, stages),
+        "plan": lambda: _plan(rows, stages),
     }
     summary = {category: build() for category, build in builders.items()
                if category == "identity" or want(category)}

@@ -19,10 +19,11 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from node.cases.models import Case, CasePlan, CaseStage, HouseholdMember, IntakeSection, Intervention
+from node.cases.models import Case, HouseholdMember, IntakeSection
 from protocol.fields import EMAIL_RE, KEY_RE
 
-from .summary import FROM_SECTIONS, NAME_MAX, NOTE_MAX, TEXT_MAX, e164
+from .case_rows import CaseRows, load_rows
+from .summary import NAME_MAX, NOTE_MAX, TEXT_MAX, e164
 
 _SPACE_RE = re.compile(r"\s+")
 #: Household relations the summary carries under another name.
@@ -120,9 +121,9 @@ def _work(work: IntakeSection | None, future: IntakeSection | None) -> list[dict
     return gaps
 
 
-def _plan(session: orm.Session, case: Case) -> list[dict[str, str]]:
+def _plan(rows: CaseRows) -> list[dict[str, str]]:
     gaps: list[dict[str, str]] = []
-    plan = session.get(CasePlan, case.id)
+    plan = rows.plan
     milestones = plan.milestones if plan else []
     gaps += _over("plan", "plan.milestones", len(milestones))
     for index, milestone in enumerate(milestones[:_LIMITS["milestones"]]):
@@ -133,15 +134,13 @@ def _plan(session: orm.Session, case: Case) -> list[dict[str, str]]:
         elif len(title) > 200:
             gaps.append(_gap("plan", f"plan.milestones[{index}].title", "longer than the 200 characters a summary "
                                                                         "carries: it is cut"))
-    stages = list(session.scalars(sa.select(CaseStage).where(CaseStage.case_id == case.id)
-                                  .order_by(CaseStage.position)))
+    stages = rows.stages
     gaps += _over("plan", "plan.stages", len([s for s in stages if KEY_RE.fullmatch(s.stage_key)]))
     for stage in stages:
         if not KEY_RE.fullmatch(stage.stage_key):
             gaps.append(_gap("plan", f"plan.stages.{stage.stage_key}", "a stage key a summary cannot carry"))
         gaps += _too_long("plan", f"plan.stages.{stage.stage_key}.notes", stage.notes, NOTE_MAX, one_line=False)
-    items = list(session.scalars(sa.select(Intervention).where(Intervention.case_id == case.id)
-                                 .order_by(Intervention.created_at, Intervention.id)))
+    items = rows.interventions
     gaps += _over("plan", "plan.interventions", len(items))
     for item in items[:_LIMITS["interventions"]]:
         if item.amount_cents is not None and not item.currency:
@@ -150,19 +149,21 @@ def _plan(session: orm.Session, case: Case) -> list[dict[str, str]]:
     return gaps
 
 
-def not_carried(session: orm.Session, case: Case, categories: Collection[str]) -> list[dict[str, str]]:
+def not_carried(session: orm.Session, case: Case, categories: Collection[str],
+                rows: CaseRows | None = None) -> list[dict[str, str]]:
     """Every value of ``case`` in ``categories`` that a summary does not carry unchanged, with the reason.
 
     Args:
         session: the database session.
         case: the case being handed over.
         categories: the categories the consent grants the recipient (whether or not the summary holds them).
+        rows: the case's rows for those categories, if read already (``case_rows.load_rows``).
     Returns:
         ``[{"category", "field", "reason"}]`` in the order of the categories (SPEC.md 8.4.1).
     """
     wanted = set(categories)
-    sections = {row.section: row for row in session.scalars(  # read only when a category needs them
-        sa.select(IntakeSection).where(IntakeSection.case_id == case.id))} if wanted & FROM_SECTIONS else {}
+    rows = rows or load_rows(session, case, wanted)  # only what the categories need
+    sections = rows.sections
     gaps: list[dict[str, str]] = []
     if "identity" in wanted:
         gaps += _identity(case)
@@ -178,6 +179,6 @@ def not_carried(session: orm.Session, case: Case, categories: Collection[str]) -
     if "work" in wanted:
         gaps += _work(sections.get("work"), sections.get("future_work"))
     if "plan" in wanted:
-        gaps += _plan(session, case)
+        gaps += _plan(rows)
     return gaps
 

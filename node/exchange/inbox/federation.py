@@ -37,6 +37,7 @@ from node.db import request_session
 from node.errors import problem
 from node.exchange.inbox.receive import receive
 from node.exchange.trust.keystore import identity_for_app
+from node.observability.instruments import count_inbox_refusal
 from protocol import OversizedError, ProtocolError, SchemaError
 from protocol.envelope import MAX_ENVELOPE_BYTES
 
@@ -64,6 +65,7 @@ def http_status(exc: ProtocolError) -> int:
 
 
 def refusal(exc: ProtocolError) -> Response:
+    count_inbox_refusal(exc.code)  # /metrics: ccm_inbox_refusals_total{code}
     status = http_status(exc)
     return problem(status, _TITLES.get(status, "Bad Request"), exc.code)
 
