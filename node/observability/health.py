@@ -2,16 +2,14 @@
 
 ``/healthz`` answers 200 ``{"status": "ok"}`` whenever the process can answer at all; it touches nothing else
 (no database), so a busy database never gets a live node restarted. ``/readyz`` answers 200 when the node can
-serve: the database answers a trivial query, the node's keys load, the data key is reachable (only when the node
-has one: :mod:`node.at_rest`, optional), and the database is at the migrations' head. Otherwise 503 with every
-check named in words (``{"status": "unavailable", "checks": {"database": "ok", "migrations":
-"behind: 0010_x < 0011_y"}}``); the reason of a failure is logged by its exception type, never a traceback or data
-in the answer.
+serve: the database answers a trivial query, the node's keys load, the data key is reachable (:mod:`node.at_rest`),
+and the database is at the migrations' head. Otherwise 503 with every check named in words (``{"status":
+"unavailable", "checks": {"database": "ok", "migrations": "behind: 0010_x < 0011_y"}}``); the reason of a failure
+is logged by its exception type, never a traceback or data in the answer.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, Response, current_app, json
 from sqlalchemy import orm
 
+from node.at_rest.keyring import data_key_status
 from node.config import NodeConfig
 from node.db import request_reader, request_session
 from node.exchange.trust.keystore import identity_for_app
@@ -31,7 +30,6 @@ from node.migrate import alembic_config
 log = logging.getLogger(__name__)
 
 OK = "ok"
-DATA_KEY_MODULE = "node.at_rest.keyring"
 
 
 @dataclass(frozen=True)
@@ -79,45 +77,18 @@ def check_keys(load_keys: Callable[[], Any]) -> str:
     return OK
 
 
-def check_data_key(config: NodeConfig) -> str | None:
-    """The data key (encryption at rest), when this node's code has one: ``node.at_rest.keyring``'s
-    ``data_key_status(config)``. None when the code or the node has no data key (the check is left out).
-
-    ``data_key_status`` may answer None (no data key), a bool, "ok" or a reason in words, or an object with an
-    ``ok`` attribute (and optionally ``reason``); raising means unreachable.
-    """
+def check_data_key(config: NodeConfig) -> str:
+    """The data key (encryption at rest, :mod:`node.at_rest`): "ok" when its file is there and readable, else the
+    reason in words (never the key or its path's contents)."""
     try:
-        module = importlib.import_module(DATA_KEY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and DATA_KEY_MODULE.startswith(exc.name):
-            return None  # this version of the node has no encryption at rest
-        log.warning("readiness: %s does not import (%s)", DATA_KEY_MODULE, type(exc).__name__)
-        return "not loadable"
-    status = getattr(module, "data_key_status", None)
-    if not callable(status):
-        return None
-    try:
-        answer = status(config)
-    except Exception as exc:
+        return data_key_status(config)
+    except OSError as exc:  # e.g. the directory itself became unreadable
         log.warning("readiness: the data key is not reachable (%s)", type(exc).__name__)
         return "unreachable"
-    return describe_data_key(answer)
-
-
-def describe_data_key(answer: Any) -> str | None:
-    if answer is None:
-        return None
-    if isinstance(answer, bool):
-        return OK if answer else "unreachable"
-    if isinstance(answer, str):
-        return OK if answer.lower() == OK else answer[:120]
-    if hasattr(answer, "ok"):
-        return OK if answer.ok else str(getattr(answer, "reason", None) or "unreachable")[:120]
-    return OK
 
 
 def readiness(app: Flask, session: orm.Session, load_keys: Callable[[], Any]) -> Readiness:
-    """Every check, in order: database, keys, data key (when there is one), migrations.
+    """Every check, in order: database, keys, data key, migrations.
 
     Args:
         app: the node's app (its config; the migrations' head is read once per process and kept).
@@ -128,9 +99,7 @@ def readiness(app: Flask, session: orm.Session, load_keys: Callable[[], Any]) ->
     checks: dict[str, str] = {}
     checks["database"], current = check_database(session)
     checks["keys"] = check_keys(load_keys)
-    data_key = check_data_key(ctx.config)
-    if data_key is not None:
-        checks["data_key"] = data_key
+    checks["data_key"] = check_data_key(ctx.config)
     if checks["database"] == OK:
         checks["migrations"] = check_migrations(current, *migration_scripts(app))
     else:

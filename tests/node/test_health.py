@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import orm
 
+from node.at_rest.keys import key_file_path
 from node.db import make_engine, make_sessionmaker
 from node.observability import health
-from node.observability.health import check_data_key, check_migrations, describe_data_key, readiness
+from node.observability.health import check_migrations, readiness
 
 
 @pytest.fixture
@@ -112,49 +111,21 @@ def test_an_unreachable_database_answers_503_in_words(database_gone: Flask) -> N
     assert client.get("/healthz").status_code == 200  # alive all the same
 
 
-def fake_keyring(status: Any) -> types.ModuleType:
-    module = types.ModuleType("node.at_rest.keyring")
-    module.data_key_status = status  # type: ignore[attr-defined]
-    return module
-
-
-def test_the_data_key_is_checked_only_when_the_node_has_one(app: Flask, db_session: orm.Session,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "node.at_rest.keyring", None)  # this node's code has no encryption at rest
-    assert "data_key" not in readiness(app, db_session, lambda: None).checks
-
-    monkeypatch.setitem(sys.modules, "node.at_rest.keyring", fake_keyring(lambda config: None))  # no data key
-    assert "data_key" not in readiness(app, db_session, lambda: None).checks
-
-    monkeypatch.setitem(sys.modules, "node.at_rest.keyring", fake_keyring(lambda config: "ok"))
+def test_the_data_key_is_checked(app: Flask, db_session: orm.Session) -> None:
     assert readiness(app, db_session, lambda: None).checks["data_key"] == "ok"
 
-    def unreachable(config: Any) -> None:
-        raise FileNotFoundError(str(config.data_dir / "keys" / "data.key"))
 
-    monkeypatch.setitem(sys.modules, "node.at_rest.keyring", fake_keyring(unreachable))
-    result = readiness(app, db_session, lambda: None)
-    assert not result.ready and result.checks["data_key"] == "unreachable"
-
-
-def test_the_readyz_view_names_the_failing_data_key(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "node.at_rest.keyring", fake_keyring(lambda config: False))
-    answer = client.get("/readyz")
+def test_a_missing_data_key_makes_the_node_unready_and_says_so(client: FlaskClient, app: Flask) -> None:
+    path, _from_env = key_file_path(app.extensions["ccm"].config.data_dir)
+    saved = path.read_bytes()
+    path.unlink()
+    try:
+        answer = client.get("/readyz")
+    finally:
+        path.write_bytes(saved)
     assert answer.status_code == 503
-    assert answer.get_json()["checks"]["data_key"] == "unreachable"
-    assert answer.get_json()["checks"]["database"] == "ok"
-
-
-@pytest.mark.parametrize(("answer", "expected"), [
-    (None, None), (True, "ok"), (False, "unreachable"), ("ok", "ok"), ("key file missing", "key file missing"),
-    (types.SimpleNamespace(ok=False, reason="wrong permissions"), "wrong permissions"),
-    (types.SimpleNamespace(ok=True), "ok"),
-])
-def test_data_key_answers_in_words(answer: Any, expected: str | None) -> None:
-    assert describe_data_key(answer) == expected
-
-
-def test_without_node_at_rest_there_is_no_data_key_check(monkeypatch: pytest.MonkeyPatch, app: Flask) -> None:
-    monkeypatch.setitem(sys.modules, "node.at_rest", None)
-    monkeypatch.delitem(sys.modules, "node.at_rest.keyring", raising=False)
-    assert check_data_key(app.extensions["ccm"].config) is None
+    body = answer.get_json()
+    assert body["checks"]["data_key"] == "data key missing or unreadable"
+    assert body["checks"]["database"] == "ok"
+    assert saved.decode("ascii", "replace") not in answer.text
+    assert client.get("/readyz").status_code == 200
