@@ -40,7 +40,10 @@ GUNICORN_DEFAULTS: dict[str, Any] = {
 
 
 def post_fork(_server: Any, worker: Any) -> None:
-    app = getattr(worker, "wsgi", None)
+    """In a new worker, drop the database connections the master's pool held (``create_app`` opens one to load
+    the data keys): two processes on one PostgreSQL socket mix their answers. gunicorn calls this before the
+    worker sets ``worker.wsgi``; the preloaded app is the application's ``callable``."""
+    app = getattr(getattr(worker, "app", None), "callable", None)
     ctx = getattr(app, "extensions", {}).get("ccm") if app is not None else None
     if ctx is not None:
         ctx.engine.dispose(close=False)
