@@ -40,10 +40,18 @@ GUNICORN_DEFAULTS: dict[str, Any] = {
 
 
 def post_fork(_server: Any, worker: Any) -> None:
-    """In a new worker, drop the database connections the master's pool held (``create_app`` opens one to load
-    the data keys): two processes on one PostgreSQL socket mix their answers. gunicorn calls this before the
-    worker sets ``worker.wsgi``; the preloaded app is the application's ``callable``."""
-    app = getattr(getattr(worker, "app", None), "callable", None)
+    """In a new worker, before it serves anything: forget the database connections the master's pool holds.
+
+    The master loaded the app (``preload_app``) and its pool keeps the connection the start used; a forked
+    worker inherits it, socket and all. Used by two processes at once, one PostgreSQL connection interleaves
+    their statements (results of one query read as another's, transactions left open, a pool's ping failing
+    on every later request) and an SQLite connection must never cross a fork. ``dispose(close=False)`` gives
+    this worker a fresh, empty pool and leaves the inherited sockets to the master.
+
+    The app is the one gunicorn preloaded (``worker.app.callable``): ``worker.wsgi`` is only set after this
+    hook, in the worker's ``init_process``.
+    """
+    app = getattr(worker, "wsgi", None) or getattr(getattr(worker, "app", None), "callable", None)
     ctx = getattr(app, "extensions", {}).get("ccm") if app is not None else None
     if ctx is not None:
         ctx.engine.dispose(close=False)

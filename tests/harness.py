@@ -47,6 +47,8 @@ class NodeProcess:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.http = requests.Session()
         self.log = data_dir.parent / f"{node_id}.log"
+        #: Processes started while this is set run on a clock moved this many seconds (``node/clock.py``).
+        self.clock_offset: float | None = None
 
     # -- the CLI -------------------------------------------------------------------------------------
     def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,6 +73,8 @@ class NodeProcess:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
         env["PYTHONUNBUFFERED"] = "1"
+        if self.clock_offset is not None:
+            env.update(CCM_TESTING="1", CCM_CLOCK_OFFSET_SECONDS=str(self.clock_offset))
         return env
 
     def start(self, workers: int = 2, timeout: float = 30.0) -> None:

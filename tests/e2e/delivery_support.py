@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from node.at_rest.startup import open_data_keys
 from node.audit import AuditEntry
 from node.clock import SystemClock
 from node.config import load_config
-from node.db import make_engine, make_sessionmaker
+from node.db import make_engine, make_reader_engine, make_sessionmaker
 from node.exchange.delivery.outbox import enqueue
 from node.exchange.models import InboundMessage, OutboundMessage
 from node.exchange.trust.keystore import load_identity
@@ -35,6 +36,7 @@ class Databases:
 
     def __init__(self) -> None:
         self._engines: dict[str, sa.Engine] = {}
+        self._readers: dict[str, sa.Engine] = {}
 
     def session(self, node: NodeProcess) -> orm.Session:
         if node.node_id not in self._engines:
@@ -42,8 +44,17 @@ class Databases:
             open_data_keys(node.data_dir, engine, now=SystemClock().now(), create=False)  # encrypted columns
         return make_sessionmaker(self._engines[node.node_id])()
 
+    def reader(self, node: NodeProcess) -> orm.Session:
+        """A session for polling: on SQLite it never takes the write lock (the node's engine begins every
+        transaction with ``BEGIN IMMEDIATE``), so a count does not compete with the node's own writers."""
+        if node.node_id not in self._readers:
+            self.session(node).close()
+            engine = self._engines[node.node_id]
+            self._readers[node.node_id] = make_reader_engine(engine) or engine
+        return make_sessionmaker(self._readers[node.node_id])()
+
     def close(self) -> None:
-        for engine in self._engines.values():
+        for engine in {*self._engines.values(), *self._readers.values()}:
             engine.dispose()
 
 
@@ -65,13 +76,18 @@ def body(t: int, m: int) -> dict[str, object]:
 
 
 def queue(dbs: Databases, sender: NodeProcess, recipient: NodeProcess, threads: int,
-          per_thread: int) -> dict[str, list[str]]:
-    """Queue messages round-robin over threads; returns thread → message ids in sending order."""
-    now = SystemClock().now()
+          per_thread: int, *, now: datetime | None = None, first: int = 0) -> dict[str, list[str]]:
+    """Queue messages round-robin over threads; returns thread → message ids in sending order.
+
+    Args:
+        now: when they are queued (default: the system clock), e.g. a fake clock's time.
+        first: the number of the first message of each thread (queueing more later: where the last call ended).
+    """
+    now = now or SystemClock().now()
     identity = load_identity(load_config(sender.data_dir), now)
     order: dict[str, list[str]] = {}
     with dbs.session(sender) as session:
-        for m in range(per_thread):
+        for m in range(first, first + per_thread):
             for t in range(threads):
                 thread = thread_id(f"case-{t}")
                 message = enqueue(session, keys=identity.keys, recipient=recipient.node_id,
@@ -82,8 +98,18 @@ def queue(dbs: Databases, sender: NodeProcess, recipient: NodeProcess, threads: 
     return order
 
 
+def sent_order(dbs: Databases, sender: NodeProcess) -> dict[str, list[str]]:
+    """Thread → the message ids the sender queued in it, in chain order (``seq``)."""
+    order: dict[str, list[str]] = {}
+    with dbs.session(sender) as session:
+        for thread, message_id in session.execute(sa.select(OutboundMessage.thread, OutboundMessage.message_id)
+                                                  .order_by(OutboundMessage.thread, OutboundMessage.seq)):
+            order.setdefault(thread, []).append(message_id)
+    return order
+
+
 def count(dbs: Databases, node: NodeProcess, query: sa.Select[tuple[int]]) -> int:
-    with dbs.session(node) as session:
+    with dbs.reader(node) as session:
         return int(session.scalar(query) or 0)
 
 
@@ -124,6 +150,7 @@ def check_exactly_once_in_order(dbs: Databases, sender: NodeProcess, receiver: N
     assert len(rows) == total and receives == total  # stored once, applied once
     for thread, ids in order.items():
         assert [r.message_id for r in rows if r.thread == thread] == ids
+        assert [r.seq for r in rows if r.thread == thread] == list(range(1, len(ids) + 1))  # the chain, gapless
     verify_chain([r.inner or b"" for r in rows])
     with dbs.session(sender) as session:
         statuses = set(session.scalars(sa.select(OutboundMessage.status)))
@@ -134,3 +161,11 @@ def check_exactly_once_in_order(dbs: Databases, sender: NodeProcess, receiver: N
     assert statuses == {"delivered"} and sends == total and receipts == total
     assert sender.cli("audit", "verify").returncode == 0
     assert receiver.cli("audit", "verify").returncode == 0
+    for node in (sender, receiver):
+        assert not unhandled_errors(node), f"{node.node_id}: {unhandled_errors(node)[:3]}"
+
+
+def unhandled_errors(node: NodeProcess) -> list[str]:
+    """The requests a node answered 500 (``node/errors.py`` logs each as ``unhandled <exception>``)."""
+    lines = node.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if line.startswith("unhandled ")]
