@@ -11,11 +11,16 @@ Unexpected exceptions are logged (type and traceback, never request data) and an
 problem; no traceback ever reaches a client. A database that is busy or unreachable (SQLite locked, PostgreSQL
 down, restarting or holding a lock too long) is not a fault of the request: it answers ``503
 database_unavailable`` with ``Retry-After``, and the request's transaction is rolled back, so nothing changed.
+A disk with no room left (SQLite's "database or disk is full", PostgreSQL's ``disk_full``, ``ENOSPC`` writing a
+file of the data directory) answers ``503 storage_full`` the same way: the node answers again by itself once
+space is freed.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +34,12 @@ PROBLEM_MIMETYPE = "application/problem+json"
 DATABASE_RETRY_AFTER = 5
 #: SQLite's words for a database another process holds or that cannot be opened now.
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy", "unable to open database")
+#: Seconds a client is asked to wait when the disk is full: space comes back when someone frees it.
+STORAGE_RETRY_AFTER = 60
+#: ``errno`` values of a write that found no room: the disk is full, or the user's quota on it is used up.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: PostgreSQL's SQLSTATE for a server whose disk is full.
+_PG_DISK_FULL = "53100"
 
 
 class NodeError(Exception):
@@ -158,6 +169,31 @@ def database_unavailable(exc: BaseException) -> bool:
     return True
 
 
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk has no room for what the request wrote (try again once space is freed).
+
+    SQLite: ``SQLITE_FULL`` ("database or disk is full"). PostgreSQL: ``disk_full`` (SQLSTATE 53100). A file:
+    ``OSError`` with ``ENOSPC`` or ``EDQUOT``.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno in _NO_ROOM
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        return (getattr(orig, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+
+
+def handle_storage_full(exc: BaseException) -> Response:
+    """503 ``storage_full``. A database error rolled the request's transaction back (nothing changed); a file
+    may have been left unwritten after a commit, so that answer does not promise it."""
+    outcome = "it may not have been saved whole" if isinstance(exc, OSError) else "nothing was changed"
+    return problem(503, "Service Unavailable", "storage_full",
+                   f"The node's disk is full, so it cannot record this request: {outcome}. Try again once its "
+                   "administrator has freed space.", headers={"Retry-After": str(STORAGE_RETRY_AFTER)})
+
+
 def handle_database_unavailable() -> Response:
     return problem(503, "Service Unavailable", "database_unavailable",
                    "The node's database is busy or unreachable; nothing was changed. Try again shortly.",
@@ -169,11 +205,23 @@ def handle_unexpected(exc: Exception) -> Response:
         return handle_http_exception(exc)
     if isinstance(exc, NodeError):
         return handle_node_error(exc)
+    if storage_full(exc):
+        log.warning("disk full: %s", _kind(exc))
+        return handle_storage_full(exc)
     if database_unavailable(exc):
         log.warning("database busy or unreachable: %s", type(getattr(exc, "orig", exc)).__name__)
         return handle_database_unavailable()
     log.exception("unhandled %s", type(exc).__name__)
     return problem(500, "Internal Server Error", "internal_error")
+
+
+def _kind(exc: BaseException) -> str:
+    """What went wrong, without the message (a message may quote a value): the exception type and its code."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
+    if isinstance(orig, OSError) and orig.errno is not None:
+        code = errno.errorcode.get(orig.errno)
+    return f"{type(orig).__name__} ({code})" if code else type(orig).__name__
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -51,10 +51,13 @@ class NodeProcess:
         self.clock_offset: float | None = None
 
     # -- the CLI -------------------------------------------------------------------------------------
+    def command(self, *args: str) -> list[str]:
+        """The ``ccm-node`` command line for ``args`` on this node (a subclass may run it elsewhere)."""
+        return [sys.executable, "-m", "node.cli", "--data-dir", str(self.data_dir), *args]
+
     def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "node.cli", "--data-dir", str(self.data_dir), *args],
-                                input=stdin, capture_output=True, text=True, cwd=ROOT, env=self._env(),
-                                timeout=120, check=False)
+        result = subprocess.run(self.command(*args), input=stdin, capture_output=True, text=True, cwd=ROOT,
+                                env=self._env(), timeout=120, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"ccm-node {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
@@ -77,13 +80,15 @@ class NodeProcess:
             env.update(CCM_TESTING="1", CCM_CLOCK_OFFSET_SECONDS=str(self.clock_offset))
         return env
 
+    def serve_command(self, workers: int) -> list[str]:
+        """The command that runs the web server (a subclass may wrap it, e.g. in a mount namespace)."""
+        return self.command("serve", "--port", str(self.port), "--workers", str(workers))
+
     def start(self, workers: int = 2, timeout: float = 30.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "--data-dir", str(self.data_dir), "serve", "--port",
-                 str(self.port), "--workers", str(workers)],
-                cwd=ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(self.serve_command(workers), cwd=ROOT, env=self._env(), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,9 +104,8 @@ class NodeProcess:
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         """Start another long-running ``ccm-node`` command (e.g. a delivery worker); stopped with the node."""
         with self.log.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "node.cli", "--data-dir", str(self.data_dir), *args],
-                                    cwd=ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(self.command(*args), cwd=ROOT, env=self._env(), stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(proc)
         return proc
 

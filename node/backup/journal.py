@@ -17,6 +17,7 @@ re-applies every line after that length (``node.backup.restore``).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
@@ -124,7 +125,8 @@ def append(data_dir: Path, records: list[dict[str, Any]]) -> JournalHead:
 
     Raises:
         JournalError: the existing journal is broken (nothing is appended to it).
-        OSError: the file cannot be written.
+        OSError: the file cannot be written (a full disk: ``ENOSPC``); the journal is left as it was, without
+            part of a line.
     """
     path = journal_path(data_dir)
     with _locked(path):
@@ -136,10 +138,17 @@ def append(data_dir: Path, records: list[dict[str, Any]]) -> JournalHead:
             entry["hash"] = _line_hash(entry)
             lines.append(canonical_bytes(entry) + b"\n")
             head = JournalHead(head.length + 1, entry["hash"])
+        data = b"".join(lines)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, b"".join(lines))
-            os.fsync(fd)
+            length = os.fstat(fd).st_size
+            try:
+                if os.write(fd, data) != len(data):  # a full disk takes part of it, then refuses the rest
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, length)  # never a line cut short: the chain stays readable and appendable
+                raise
         finally:
             os.close(fd)
     return head

@@ -3,7 +3,8 @@
 ``/healthz`` answers 200 ``{"status": "ok"}`` whenever the process can answer at all; it touches nothing else
 (no database), so a busy database never gets a live node restarted. ``/readyz`` answers 200 when the node can
 serve: the database answers a trivial query, the node's keys load, the data key is reachable (:mod:`node.at_rest`),
-and the database is at the migrations' head. Otherwise 503 with every check named in words (``{"status":
+the database is at the migrations' head, and the data directory's disk has room (nearly every request writes: a
+full disk answers ``503 storage_full``, :mod:`node.errors`). Otherwise 503 with every check named in words (``{"status":
 "unavailable", "checks": {"database": "ok", "migrations": "behind: 0010_x < 0011_y"}}``); the reason of a failure
 is logged by its exception type, never a traceback or data in the answer.
 """
@@ -11,8 +12,10 @@ is logged by its exception type, never a traceback or data in the answer.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +33,10 @@ from node.migrate import alembic_config
 log = logging.getLogger(__name__)
 
 OK = "ok"
+#: The data directory's disk counts as full below this much free space ...
+DISK_MIN_FREE_BYTES = 64 * 1024 * 1024
+#: ... or below this share of its size, whichever is less (a small disk of a test or a container).
+DISK_MIN_FREE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,21 @@ def check_data_key(config: NodeConfig) -> str:
         return "unreachable"
 
 
+def check_disk(data_dir: Path) -> str:
+    """"ok" when the data directory's disk has room; "full: N bytes free" when it has less than
+    :data:`DISK_MIN_FREE_BYTES` (or :data:`DISK_MIN_FREE_SHARE` of a smaller disk) free for the node."""
+    try:
+        usage = shutil.disk_usage(data_dir)
+    except OSError as exc:
+        log.warning("readiness: the data directory's disk cannot be read (%s)", type(exc).__name__)
+        return "unreachable"
+    if usage.free < min(DISK_MIN_FREE_BYTES, usage.total * DISK_MIN_FREE_SHARE):
+        return f"full: {usage.free} bytes free"
+    return OK
+
+
 def readiness(app: Flask, session: orm.Session, load_keys: Callable[[], Any]) -> Readiness:
-    """Every check, in order: database, keys, data key, migrations.
+    """Every check, in order: database, keys, data key, migrations, disk.
 
     Args:
         app: the node's app (its config; the migrations' head is read once per process and kept).
@@ -104,6 +124,7 @@ def readiness(app: Flask, session: orm.Session, load_keys: Callable[[], Any]) ->
         checks["migrations"] = check_migrations(current, *migration_scripts(app))
     else:
         checks["migrations"] = "unknown: database unreachable"
+    checks["disk"] = check_disk(ctx.config.data_dir)
     return Readiness(checks)
 
 

@@ -10,14 +10,18 @@ A worker's files stay after it exits (its counts are part of the totals), and gu
 worker that ever ran. So :func:`child_exit` folds an exited worker's counters and histograms into one archive
 file per kind (``counter_archive.db``, ``histogram_archive.db``) and deletes its own. Scrapes hold a shared lock
 on ``<dir>/.lock`` and the fold an exclusive one, so a scrape never reads a file half-folded or just deleted.
+
+The files live on the data directory's disk: every file is written through :class:`.value_files.ValueFile`, whose
+blocks are allocated before they are mapped, so a full disk never kills a worker or the master (SIGBUS); a worker
+keeps counting in memory until there is room, and a fold that finds no room leaves the worker's files as they are.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +32,7 @@ DIRECTORY = "metrics"
 LOCK = ".lock"
 #: the kinds of file whose values add up across processes (the node makes no multiprocess gauges)
 SUMMED = ("counter", "histogram")
+log = logging.getLogger(__name__)
 
 
 def metrics_dir(data_dir: Path) -> Path:
@@ -49,9 +54,9 @@ def prepare(data_dir: Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ[ENV] = str(path)
-    values = sys.modules.get("prometheus_client.values")
-    if values is not None:  # imported before the directory was set: let metrics made from now on use the files
-        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+    from .value_files import install
+
+    install()  # metrics made from now on use the files, each block allocated before it is mapped
     return path
 
 
@@ -84,9 +89,16 @@ def locked(path: Path, *, exclusive: bool) -> Iterator[None]:
 
 def fold(path: Path, pid: int) -> None:
     """Add an exited process's counters and histograms to the archive files and delete its own files; the sums
-    a scrape reports do not change."""
-    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+    a scrape reports do not change.
+
+    Raises:
+        OSError: the disk has no room for the new archive (``ENOSPC``): the archive and the process's files are
+            left as they were, and a scrape goes on summing them.
+    """
+    from prometheus_client.mmap_dict import mmap_key
     from prometheus_client.multiprocess import MultiProcessCollector
+
+    from .value_files import ValueFile
 
     with locked(path, exclusive=True):
         for kind in SUMMED:
@@ -97,15 +109,19 @@ def fold(path: Path, pid: int) -> None:
             merged = MultiProcessCollector.merge(sources, accumulate=False)  # type: ignore[no-untyped-call]
             fresh = path / f"{kind}_archive.db.new"  # not *.db: a scrape does not read it
             fresh.unlink(missing_ok=True)
-            out = MmapedDict(str(fresh))  # type: ignore[no-untyped-call]
             try:
-                for metric in merged:
-                    for sample in metric.samples:
-                        key = mmap_key(metric.name, sample.name, list(sample.labels), list(sample.labels.values()),
-                                       metric.documentation)
-                        out.write_value(key, sample.value, 0.0)  # type: ignore[no-untyped-call]
-            finally:
-                out.close()  # type: ignore[no-untyped-call]
+                out = ValueFile(str(fresh), strict=True)  # a full disk raises here, never SIGBUS in the master
+                try:
+                    for metric in merged:
+                        for sample in metric.samples:
+                            key = mmap_key(metric.name, sample.name, list(sample.labels),
+                                           list(sample.labels.values()), metric.documentation)
+                            out.write_value(key, sample.value, 0.0)
+                finally:
+                    out.close()  # type: ignore[no-untyped-call]
+            except OSError:
+                fresh.unlink(missing_ok=True)
+                raise
             os.replace(fresh, archive)
             dead.unlink()
 
@@ -117,4 +133,8 @@ def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-        fold(Path(os.environ[ENV]), worker.pid)
+        try:
+            fold(Path(os.environ[ENV]), worker.pid)
+        except OSError as exc:  # a full disk: the worker's files stay, and a scrape goes on summing them
+            log.warning("metrics: the files of an exited worker are kept unfolded (%s)",
+                        exc.strerror or type(exc).__name__)

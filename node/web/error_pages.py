@@ -51,6 +51,11 @@ EXPLANATIONS = {
     500: _l("Nothing was saved. Try again; if it happens again, tell your node's administrator."),
     503: _l("Nothing was saved. Wait a few seconds and try again."),
 }
+#: Error codes whose page says more than their status's: a full disk is not over in a few seconds.
+TITLES_BY_CODE = {"storage_full": _l("The node's disk is full")}
+EXPLANATIONS_BY_CODE = {
+    "storage_full": _l("Nothing was saved. Tell your node's administrator, and try again once space has been freed."),
+}
 
 
 def render_error_page(status: int, code: str, headers: dict[str, str]) -> Response | None:
@@ -58,9 +63,11 @@ def render_error_page(status: int, code: str, headers: dict[str, str]) -> Respon
         return None
     detail = g.pop("error_detail", None)
     try:
+        fallback = 500 if status >= 500 else 400
         body = render_template("error.html", status=status, code=code,
-                           title=TITLES.get(status, TITLES[500 if status >= 500 else 400]),
-                               explanation=EXPLANATIONS.get(status, EXPLANATIONS[500 if status >= 500 else 400]),
+                               title=TITLES_BY_CODE.get(code) or TITLES.get(status, TITLES[fallback]),
+                               explanation=EXPLANATIONS_BY_CODE.get(code)
+                               or EXPLANATIONS.get(status, EXPLANATIONS[fallback]),
                                detail=detail)
     except Exception:  # the page itself failed (a template error, the database gone): a plain page instead
         log.exception("error page %s could not be rendered", status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -129,3 +130,26 @@ def test_a_missing_data_key_makes_the_node_unready_and_says_so(client: FlaskClie
     assert body["checks"]["database"] == "ok"
     assert saved.decode("ascii", "replace") not in answer.text
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(("total", "free", "expected"), [
+    (8 << 20, 0, "full: 0 bytes free"),  # a small disk, full
+    (8 << 20, 1 << 20, "ok"),  # a small disk with an eighth free
+    (1 << 40, 32 << 20, f"full: {32 << 20} bytes free"),  # a large disk: 64 MiB is the floor
+    (1 << 40, 1 << 30, "ok"),
+])
+def test_the_disk_is_full_below_a_floor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, total: int, free: int,
+                                        expected: str) -> None:
+    usage = SimpleNamespace(total=total, used=total - free, free=free)
+    monkeypatch.setattr(health.shutil, "disk_usage", lambda _path: usage)
+    assert health.check_disk(tmp_path) == expected
+
+
+def test_a_full_disk_makes_the_node_unready_and_says_so(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert client.get("/readyz").get_json()["checks"]["disk"] == "ok"
+    monkeypatch.setattr(health.shutil, "disk_usage", lambda _path: SimpleNamespace(total=8 << 20, used=8 << 20, free=0))
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["checks"]["disk"] == "full: 0 bytes free" and body["checks"]["database"] == "ok"
+    assert client.get("/healthz").status_code == 200

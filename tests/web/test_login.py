@@ -3,9 +3,13 @@ languages and error pages (Flask test client; the browser tests are in tests/e2e
 
 from __future__ import annotations
 
+import errno
+import html
+import os
 from collections.abc import Callable
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -13,6 +17,7 @@ from node.accounts import User
 from node.audit import AuditEntry
 from node.clock import FakeClock
 from node.db import make_sessionmaker
+from node.errors import handle_unexpected
 from node.web.login import ACCOUNT_LIMIT, WINDOW
 from node.web.models import LoginFailure, WebSession
 
@@ -209,3 +214,15 @@ def test_error_pages_are_pages_in_the_users_language(web_client: Callable[..., W
     assert "Page not found" in browser.text(missing)
     api = browser.client.get("/api/v1/no-such")
     assert api.mimetype == "application/problem+json"  # the API keeps its problem documents
+
+
+@pytest.mark.parametrize(("language", "title"), [("en", "The node's disk is full"), ("sv", "Nodens disk är full"),
+                                                 ("ar", "قرص العقدة ممتلئ")])
+def test_a_full_disk_has_its_own_page(app: Flask, language: str, title: str) -> None:
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with app.test_request_context("/cases/new", method="POST", headers={"Accept-Language": language}):
+        page = handle_unexpected(full)
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == "60"
+    text = html.unescape(page.get_data(as_text=True))
+    assert title in text and "Wait a few seconds" not in text
