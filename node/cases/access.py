@@ -7,25 +7,46 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from node.auth import Actor, require
+from node.db import Base, by_key
 from node.errors import NotFound
 
 from .models import Case
 
-R = TypeVar("R")
+R = TypeVar("R", bound=Base)
+
+
+def visibility(user: Any, team: Any | None) -> sa.ColumnElement[bool]:
+    """The rule: the cases assigned to ``user`` or to ``team`` (values, or bind parameters for a statement
+    built once; ``team`` None: the actor has no team)."""
+    condition: sa.ColumnElement[bool] = Case.assigned_user_id == user
+    if team is not None:
+        condition = sa.or_(condition, Case.team == team)
+    return condition
 
 
 def visible_cases_filter(actor: Actor) -> sa.ColumnElement[bool]:
     """The SQL condition selecting the cases ``actor`` may see."""
-    condition: sa.ColumnElement[bool] = Case.assigned_user_id == actor.user_id
-    if actor.team is not None:
-        condition = sa.or_(condition, Case.team == actor.team)
-    return condition
+    return visibility(actor.user_id, actor.team)
+
+
+def visibility_params(actor: Actor) -> dict[str, Any]:
+    """The values of the bind parameters ``visible_user`` and ``visible_team`` of a statement built once
+    with :func:`visibility` (``visibility(VISIBLE_USER, VISIBLE_TEAM if actor.team else None)``)."""
+    return {"visible_user": actor.user_id, "visible_team": actor.team}
+
+
+VISIBLE_USER: sa.BindParameter[Any] = sa.bindparam("visible_user")
+VISIBLE_TEAM: sa.BindParameter[Any] = sa.bindparam("visible_team")
+#: A visible case by id, built once for actors without a team (False) and with one (True).
+_VISIBLE_CASE = {with_team: sa.select(Case).where(Case.id == sa.bindparam("case_id"),
+                                                  visibility(VISIBLE_USER, VISIBLE_TEAM if with_team else None))
+                 for with_team in (False, True)}
 
 
 #: What a record's id can look like: this node's UUIDs, and the protocol's opaque ids of received records.
@@ -60,7 +81,7 @@ def get_visible_case(session: orm.Session, actor: Actor, case_id: str) -> Case:
     """
     if not _well_formed(case_id):
         raise NotFound("No such case.")
-    case = session.scalar(sa.select(Case).where(Case.id == case_id, visible_cases_filter(actor)))
+    case = session.scalar(_VISIBLE_CASE[actor.team is not None], {"case_id": case_id, **visibility_params(actor)})
     if case is None:
         raise NotFound("No such case.")
     return case
@@ -82,5 +103,5 @@ def case_record(session: orm.Session, model: type[R], record_id: str, case: Case
     names no record of this case."""
     if not is_record_id(record_id):
         return None
-    record = session.get(model, record_id)
+    record = by_key(session, model, record_id)
     return record if record is not None and getattr(record, "case_id", None) == case.id else None

@@ -29,12 +29,12 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor, require
-from node.cases.access import case_for, case_record, visible_cases_filter
+from node.cases.access import VISIBLE_TEAM, VISIBLE_USER, case_for, case_record, visibility, visibility_params
 from node.cases.consent import consent_status, missing_safeguards
 from node.cases.models import Case, ChildSafeguards, Consent
 from node.cases.timeline import record_event
 from node.config import NodeConfig
-from node.db import insert_now
+from node.db import by_key, insert_now
 from node.errors import Conflict, ValidationFailed
 from node.exchange.delivery.outbox import seal_for, store
 from node.exchange.handovers.case_rows import load_rows
@@ -145,7 +145,7 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
     consent = case_record(session, Consent, data["consent_id"], case)
     if consent is None:
         raise ValidationFailed("No such consent.", {"consent_id": ["No consent with this id on this case."]})
-    safeguards = session.get(ChildSafeguards, case.id)
+    safeguards = by_key(session, ChildSafeguards, case.id)
     missing = missing_safeguards(case, safeguards)
     status = consent_status(consent, missing, now.date())
     if status != "active":
@@ -215,30 +215,37 @@ def _partner_state(partner: Partner) -> tuple[Any, ...]:
     return partner.id, partner.status, partner.agreement_id, partner.card, partner.retention_days
 
 
+#: What decided a handover, read again under the write lock (built once, for actors without and with a team).
+_STILL_VALID = {with_team: (
+    sa.select(Case.version, Case.status, Consent.withdrawn_at, ChildSafeguards.version, Partner.id, Partner.status,
+              Partner.agreement_id, Partner.card, Partner.retention_days)
+    .select_from(Case)
+    .join(Consent, sa.and_(Consent.id == sa.bindparam("consent_id"), Consent.case_id == Case.id))
+    .join(Partner, Partner.node_id == sa.bindparam("node_id"))
+    .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
+    .where(Case.id == sa.bindparam("case_id"), visibility(VISIBLE_USER, VISIBLE_TEAM if with_team else None)))
+    for with_team in (False, True)}
+_OPEN_HANDOVER = sa.select(Handover).where(
+    Handover.direction == "outgoing", Handover.case_id == sa.bindparam("case_id"),
+    Handover.partner_node == sa.bindparam("node_id"), Handover.status.in_(("pending", "accepted"))).limit(1)
+
+
 def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> bool:
     """Whether what decided a handover prepared on a reader's snapshot still holds on the writing session:
     one query for the case's visibility to the actor, its version and status, the consent's withdrawal, the
     child safeguards' version and the partner's status, agreement, card and retention.
     """
     require(actor, "handover.send")
-    row = session.execute(
-        sa.select(Case.version, Case.status, Consent.withdrawn_at, ChildSafeguards.version, Partner.id,
-                  Partner.status, Partner.agreement_id, Partner.card, Partner.retention_days)
-        .select_from(Case)
-        .join(Consent, sa.and_(Consent.id == prepared.consent.id, Consent.case_id == Case.id))
-        .join(Partner, Partner.node_id == prepared.partner.node_id)
-        .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
-        .where(Case.id == prepared.case.id, visible_cases_filter(actor))
-    ).first()
+    row = session.execute(_STILL_VALID[actor.team is not None], {
+        "case_id": prepared.case.id, "consent_id": prepared.consent.id, "node_id": prepared.partner.node_id,
+        **visibility_params(actor)}).first()
     return row is not None and tuple(row) == (
         prepared.case.version, prepared.case.status, prepared.consent.withdrawn_at, prepared.safeguards_version,
         *_partner_state(prepared.partner))
 
 
 def _refuse_open_handover(session: orm.Session, prepared: Prepared) -> None:
-    existing = session.scalar(sa.select(Handover).where(
-        Handover.direction == "outgoing", Handover.case_id == prepared.case.id,
-        Handover.partner_node == prepared.partner.node_id, Handover.status.in_(("pending", "accepted"))).limit(1))
+    existing = session.scalar(_OPEN_HANDOVER, {"case_id": prepared.case.id, "node_id": prepared.partner.node_id})
     if existing is not None:
         raise Conflict(f"This case was handed over to {prepared.partner.node_id} already ({existing.status}); a "
                        "new handover is possible once it is declined.")

@@ -342,6 +342,9 @@ def set_agreement(session: orm.Session, ref: str, agreement: str, now: datetime)
     return partner
 
 
+_BY_NODE_ID = sa.select(Partner).where(Partner.node_id == sa.bindparam("node_id"))  # built once: every send asks
+
+
 def require_sendable(session: orm.Session, node_id: str) -> Partner:
     """The partner a message is about to be sent to, if it may receive one.
 
@@ -350,7 +353,7 @@ def require_sendable(session: orm.Session, node_id: str) -> Partner:
         PartnerStateError: suspended or revoked.
         NoAgreement: no data-sharing agreement is recorded for it.
     """
-    partner = session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
+    partner = session.scalar(_BY_NODE_ID, {"node_id": node_id})
     if partner is None:
         raise PartnerNotFound(f"{node_id} is not a partner of this node")
     if partner.status == "key_revoked":
