@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -79,12 +80,26 @@ def get_visible_case(session: orm.Session, actor: Actor, case_id: str) -> Case:
     Raises:
         NotFound: no such case, or not visible to the actor.
     """
+    case: Case = visible_case_row(session, actor, case_id, _VISIBLE_CASE)[0]
+    return case
+
+
+def visible_case_row(session: orm.Session, actor: Actor, case_id: str,
+                     statements: Mapping[bool, sa.Executable], **params: Any) -> sa.Row[*tuple[Any, ...]]:
+    """The row of a statement built once that reads a case, if ``actor`` may see it, with other rows of it in
+    the same query (outer joins): ``statements[actor.team is not None]`` selects where ``Case.id ==
+    :case_id`` and :func:`visibility` ``(VISIBLE_USER, VISIBLE_TEAM if with_team else None)``.
+
+    Raises:
+        NotFound: no such case, or not visible to the actor.
+    """
     if not _well_formed(case_id):
         raise NotFound("No such case.")
-    case = session.scalar(_VISIBLE_CASE[actor.team is not None], {"case_id": case_id, **visibility_params(actor)})
-    if case is None:
+    row = session.execute(statements[actor.team is not None],
+                          {"case_id": case_id, **visibility_params(actor), **params}).first()
+    if row is None:
         raise NotFound("No such case.")
-    return case
+    return row
 
 
 def case_for(session: orm.Session, actor: Actor, case_id: str, permission: str) -> Case:

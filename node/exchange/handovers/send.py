@@ -29,12 +29,19 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor, require
-from node.cases.access import VISIBLE_TEAM, VISIBLE_USER, case_for, case_record, visibility, visibility_params
+from node.cases.access import (
+    VISIBLE_TEAM,
+    VISIBLE_USER,
+    is_record_id,
+    visibility,
+    visibility_params,
+    visible_case_row,
+)
 from node.cases.consent import consent_status, missing_safeguards
 from node.cases.models import Case, ChildSafeguards, Consent
 from node.cases.timeline import record_event
 from node.config import NodeConfig
-from node.db import by_key, insert_now
+from node.db import insert_now
 from node.errors import Conflict, ValidationFailed
 from node.exchange.delivery.outbox import seal_for, store
 from node.exchange.handovers.case_rows import load_rows
@@ -122,6 +129,15 @@ def sendable_partner(session: orm.Session, recipient: str) -> Partner:
             "('ccm-node partner add')."]}) from None
 
 
+#: The case, if visible, with the consent named (of this case) and its child safeguards, in one query.
+_CASE_CONSENT_SAFEGUARDS = {with_team: (
+    sa.select(Case, Consent, ChildSafeguards)
+    .outerjoin(Consent, sa.and_(Consent.id == sa.bindparam("consent_id"), Consent.case_id == Case.id))
+    .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
+    .where(Case.id == sa.bindparam("case_id"), visibility(VISIBLE_USER, VISIBLE_TEAM if with_team else None)))
+    for with_team in (False, True)}
+
+
 def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any], *, keys: NodeKeys,
             config: NodeConfig, now: dt.datetime) -> Prepared:
     """Check everything a handover needs and build its body; writes nothing.
@@ -141,11 +157,15 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         HandoverRefused: the protocol's consent rules refuse it (``consent_invalid``/``outside_consent``).
         PartnerStateError: the partner is suspended, revoked or has no agreement.
     """
-    case = case_for(session, actor, case_id, "handover.send")
-    consent = case_record(session, Consent, data["consent_id"], case)
+    require(actor, "handover.send")
+    consent_id = data["consent_id"]  # a malformed id names no record (it matches no row)
+    row = visible_case_row(session, actor, case_id, _CASE_CONSENT_SAFEGUARDS,
+                           consent_id=consent_id if is_record_id(consent_id) else "")
+    case: Case = row[0]
+    consent: Consent | None = row[1]
+    safeguards: ChildSafeguards | None = row[2]
     if consent is None:
         raise ValidationFailed("No such consent.", {"consent_id": ["No consent with this id on this case."]})
-    safeguards = by_key(session, ChildSafeguards, case.id)
     missing = missing_safeguards(case, safeguards)
     status = consent_status(consent, missing, now.date())
     if status != "active":
