@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import current_app, g
@@ -134,6 +134,25 @@ def insert_now(session: orm.Session, row: Base) -> None:
     for column, value in zip(mapper.primary_key, result.inserted_primary_key or (), strict=False):
         if value is not None:
             setattr(row, mapper.get_property_by_column(column).key, value)
+
+
+_BY_KEY: dict[type[Any], sa.Select[Any]] = {}
+M = TypeVar("M", bound=Base)
+
+
+def by_key(session: orm.Session, model: type[M], key: Any) -> M | None:
+    """The row of ``model`` (one primary-key column) with primary key ``key``, or None: ``session.get`` for a
+    hot path, whose SELECT is built once per model (building a statement costs more than running it).
+
+    Unlike ``session.get`` it always runs its SELECT, even when the object is in the session already (it then
+    returns that same object, unrefreshed).
+    """
+    statement = _BY_KEY.get(model)
+    if statement is None:
+        (column,) = sa.inspect(model).primary_key
+        statement = _BY_KEY[model] = sa.select(model).where(column == sa.bindparam("key"))
+    found: M | None = session.scalar(statement, {"key": key})
+    return found
 
 
 def make_sessionmaker(engine: sa.Engine) -> orm.sessionmaker[orm.Session]:

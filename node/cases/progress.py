@@ -42,9 +42,12 @@ def _intervention_values(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+_INTERVENTIONS = (sa.select(Intervention).where(Intervention.case_id == sa.bindparam("case_id"))  # built once
+                  .order_by(Intervention.created_at, Intervention.id))
+
+
 def interventions(session: orm.Session, case_id: str) -> list[Intervention]:
-    return list(session.scalars(sa.select(Intervention).where(Intervention.case_id == case_id)
-                                .order_by(Intervention.created_at, Intervention.id)))
+    return list(session.scalars(_INTERVENTIONS, {"case_id": case_id}))
 
 
 def list_interventions(session: orm.Session, actor: Actor, case_id: str,

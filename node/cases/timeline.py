@@ -8,7 +8,7 @@ nothing else writes ``case_events``. Events hold ids, field names and enumerated
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -26,10 +26,14 @@ MAX_EVENTS = 2000
 LOCAL = "local"
 
 
+_CASES = cast(sa.Table, Case.__table__)
+_TOUCH = sa.update(_CASES).where(_CASES.c.id == sa.bindparam("case_id")).values(  # built once
+    updated_at=sa.bindparam("now"))
+
+
 def touch(session: orm.Session, case: Case, now: dt.datetime) -> None:
     """Set ``cases.updated_at`` without touching the case's version (a note is not an edit of the case)."""
-    table = Case.__table__
-    session.execute(sa.update(table).where(table.c.id == case.id).values(updated_at=now))
+    session.execute(_TOUCH, {"case_id": case.id, "now": now})
     set_committed_value(case, "updated_at", now)
 
 

@@ -29,10 +29,13 @@ def withdrawal_body(consent_id: str, withdrawn_at: dt.datetime, scope: dict[str,
     return body
 
 
+_KNOWN = sa.select(ConsentWithdrawal).where(  # built once: every handover sent or received asks
+    ConsentWithdrawal.origin == sa.bindparam("origin"), ConsentWithdrawal.consent_id == sa.bindparam("consent_id"),
+    ConsentWithdrawal.revocation.is_(False))
+
+
 def withdrawals_for(session: orm.Session, origin: str, consent_id: str) -> list[dict[str, Any]]:
     """The withdrawals known for a consent, as the protocol's ``consent_withdrawn`` bodies (for ``minimise``
     and ``check_handover``): revocations of one handover are left out, they take back that handover only."""
-    rows = session.scalars(sa.select(ConsentWithdrawal).where(
-        ConsentWithdrawal.origin == origin, ConsentWithdrawal.consent_id == consent_id,
-        ConsentWithdrawal.revocation.is_(False)))
+    rows = session.scalars(_KNOWN, {"origin": origin, "consent_id": consent_id})
     return [withdrawal_body(r.consent_id, r.withdrawn_at, r.scope, revocation=False) for r in rows]

@@ -48,6 +48,11 @@ def _retain_until(retention: dict[str, Any], now: dt.datetime) -> dt.date:
     return (now + dt.timedelta(days=retention["days"])).date()
 
 
+_IN_THREAD = sa.select(Handover.id).where(  # built once (every handover received asks)
+    Handover.direction == "incoming", Handover.partner_node == sa.bindparam("partner_node"),
+    Handover.thread == sa.bindparam("thread"))
+
+
 def apply_handover(session: orm.Session, *, message: InboundMessage, opened: OpenedMessage, partner: Partner,
                    now: dt.datetime, keys: NodeKeys) -> None:
     """Check a received handover's thread and consent, and keep it for an adviser to accept or decline.
@@ -57,8 +62,7 @@ def apply_handover(session: orm.Session, *, message: InboundMessage, opened: Ope
         BadSignatureError, OutsideConsentError, ConsentInvalidError: SPEC.md 9.5.
     """
     thread = opened.header.thread
-    reused = session.scalar(sa.select(Handover.id).where(
-        Handover.direction == "incoming", Handover.partner_node == partner.node_id, Handover.thread == thread))
+    reused = session.scalar(_IN_THREAD, {"partner_node": partner.node_id, "thread": thread})
     if message.seq != 1 or reused is not None:
         raise MalformedError("a handover must open its case thread")
     body = opened.body

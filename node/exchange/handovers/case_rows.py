@@ -12,6 +12,7 @@ from sqlalchemy import orm
 from node.cases.models import Case, CasePlan, CaseStage, IntakeSection
 from node.cases.models import Intervention as InterventionRow
 from node.cases.progress import interventions as case_interventions
+from node.db import by_key
 
 #: The categories built from the intake sections (one query for all of them).
 FROM_SECTIONS = frozenset({"family", "health", "background", "education", "work", "wishes"})
@@ -28,6 +29,11 @@ class CaseRows:
     interventions: list[InterventionRow]
 
 
+# Built once (building a statement costs more than running it).
+_SECTIONS = sa.select(IntakeSection).where(IntakeSection.case_id == sa.bindparam("case_id"))
+_STAGES = sa.select(CaseStage).where(CaseStage.case_id == sa.bindparam("case_id")).order_by(CaseStage.position)
+
+
 def load_rows(session: orm.Session, case: Case, categories: Collection[str] | None = None) -> CaseRows:
     """Read the rows the given categories need (default: all).
 
@@ -39,11 +45,10 @@ def load_rows(session: orm.Session, case: Case, categories: Collection[str] | No
         The rows.
     """
     wanted = frozenset(categories) if categories is not None else None
-    sections = {row.section: row for row in session.scalars(
-        sa.select(IntakeSection).where(IntakeSection.case_id == case.id))} \
+    key = {"case_id": case.id}
+    sections = {row.section: row for row in session.scalars(_SECTIONS, key)} \
         if wanted is None or wanted & FROM_SECTIONS else {}
     if wanted is not None and "plan" not in wanted:
         return CaseRows(sections, None, [], [])
-    stages = list(session.scalars(sa.select(CaseStage).where(CaseStage.case_id == case.id)
-                                  .order_by(CaseStage.position)))
-    return CaseRows(sections, session.get(CasePlan, case.id), stages, case_interventions(session, case.id))
+    return CaseRows(sections, by_key(session, CasePlan, case.id), list(session.scalars(_STAGES, key)),
+                    case_interventions(session, case.id))

@@ -29,7 +29,14 @@ from sqlalchemy import orm
 
 from node.audit import record
 from node.auth import Actor, require
-from node.cases.access import case_for, case_record, visible_cases_filter
+from node.cases.access import (
+    VISIBLE_TEAM,
+    VISIBLE_USER,
+    is_record_id,
+    visibility,
+    visibility_params,
+    visible_case_row,
+)
 from node.cases.consent import consent_status, missing_safeguards
 from node.cases.models import Case, ChildSafeguards, Consent
 from node.cases.timeline import record_event
@@ -122,6 +129,15 @@ def sendable_partner(session: orm.Session, recipient: str) -> Partner:
             "('ccm-node partner add')."]}) from None
 
 
+#: The case, if visible, with the consent named (of this case) and its child safeguards, in one query.
+_CASE_CONSENT_SAFEGUARDS = {with_team: (
+    sa.select(Case, Consent, ChildSafeguards)
+    .outerjoin(Consent, sa.and_(Consent.id == sa.bindparam("consent_id"), Consent.case_id == Case.id))
+    .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
+    .where(Case.id == sa.bindparam("case_id"), visibility(VISIBLE_USER, VISIBLE_TEAM if with_team else None)))
+    for with_team in (False, True)}
+
+
 def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, Any], *, keys: NodeKeys,
             config: NodeConfig, now: dt.datetime) -> Prepared:
     """Check everything a handover needs and build its body; writes nothing.
@@ -141,11 +157,15 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         HandoverRefused: the protocol's consent rules refuse it (``consent_invalid``/``outside_consent``).
         PartnerStateError: the partner is suspended, revoked or has no agreement.
     """
-    case = case_for(session, actor, case_id, "handover.send")
-    consent = case_record(session, Consent, data["consent_id"], case)
+    require(actor, "handover.send")
+    consent_id = data["consent_id"]  # a malformed id names no record (it matches no row)
+    row = visible_case_row(session, actor, case_id, _CASE_CONSENT_SAFEGUARDS,
+                           consent_id=consent_id if is_record_id(consent_id) else "")
+    case: Case = row[0]
+    consent: Consent | None = row[1]
+    safeguards: ChildSafeguards | None = row[2]
     if consent is None:
         raise ValidationFailed("No such consent.", {"consent_id": ["No consent with this id on this case."]})
-    safeguards = session.get(ChildSafeguards, case.id)
     missing = missing_safeguards(case, safeguards)
     status = consent_status(consent, missing, now.date())
     if status != "active":
@@ -215,32 +235,42 @@ def _partner_state(partner: Partner) -> tuple[Any, ...]:
     return partner.id, partner.status, partner.agreement_id, partner.card, partner.retention_days
 
 
-def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> bool:
-    """Whether what decided a handover prepared on a reader's snapshot still holds on the writing session:
-    one query for the case's visibility to the actor, its version and status, the consent's withdrawal, the
-    child safeguards' version and the partner's status, agreement, card and retention.
+_OPEN_HANDOVER = sa.select(Handover.status).where(
+    Handover.direction == "outgoing", Handover.case_id == sa.bindparam("case_id"),
+    Handover.partner_node == sa.bindparam("node_id"), Handover.status.in_(("pending", "accepted"))).limit(1)
+#: What decided a handover, read again under the write lock, and the status of a handover of the case to the
+#: partner that is pending or accepted, if any (built once, for actors without and with a team).
+_STILL_VALID = {with_team: (
+    sa.select(Case.version, Case.status, Consent.withdrawn_at, ChildSafeguards.version, Partner.id, Partner.status,
+              Partner.agreement_id, Partner.card, Partner.retention_days, _OPEN_HANDOVER.scalar_subquery())
+    .select_from(Case)
+    .join(Consent, sa.and_(Consent.id == sa.bindparam("consent_id"), Consent.case_id == Case.id))
+    .join(Partner, Partner.node_id == sa.bindparam("node_id"))
+    .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
+    .where(Case.id == sa.bindparam("case_id"), visibility(VISIBLE_USER, VISIBLE_TEAM if with_team else None)))
+    for with_team in (False, True)}
+
+
+def _still_valid(session: orm.Session, actor: Actor, prepared: Prepared) -> tuple[bool, str | None]:
+    """Whether what decided a handover prepared on a reader's snapshot still holds on the writing session, and
+    the status of an open handover of the case to the partner (None: none): one query for the case's
+    visibility to the actor, its version and status, the consent's withdrawal, the child safeguards' version,
+    the partner's status, agreement, card and retention, and the open handover.
     """
     require(actor, "handover.send")
-    row = session.execute(
-        sa.select(Case.version, Case.status, Consent.withdrawn_at, ChildSafeguards.version, Partner.id,
-                  Partner.status, Partner.agreement_id, Partner.card, Partner.retention_days)
-        .select_from(Case)
-        .join(Consent, sa.and_(Consent.id == prepared.consent.id, Consent.case_id == Case.id))
-        .join(Partner, Partner.node_id == prepared.partner.node_id)
-        .outerjoin(ChildSafeguards, ChildSafeguards.case_id == Case.id)
-        .where(Case.id == prepared.case.id, visible_cases_filter(actor))
-    ).first()
-    return row is not None and tuple(row) == (
-        prepared.case.version, prepared.case.status, prepared.consent.withdrawn_at, prepared.safeguards_version,
-        *_partner_state(prepared.partner))
+    row = session.execute(_STILL_VALID[actor.team is not None], {
+        "case_id": prepared.case.id, "consent_id": prepared.consent.id, "node_id": prepared.partner.node_id,
+        **visibility_params(actor)}).first()
+    if row is None:
+        return False, None
+    *decided, open_status = row
+    return tuple(decided) == (prepared.case.version, prepared.case.status, prepared.consent.withdrawn_at,
+                              prepared.safeguards_version, *_partner_state(prepared.partner)), open_status
 
 
-def _refuse_open_handover(session: orm.Session, prepared: Prepared) -> None:
-    existing = session.scalar(sa.select(Handover).where(
-        Handover.direction == "outgoing", Handover.case_id == prepared.case.id,
-        Handover.partner_node == prepared.partner.node_id, Handover.status.in_(("pending", "accepted"))).limit(1))
-    if existing is not None:
-        raise Conflict(f"This case was handed over to {prepared.partner.node_id} already ({existing.status}); a "
+def _refuse_open_handover(prepared: Prepared, open_status: str | None) -> None:
+    if open_status is not None:
+        raise Conflict(f"This case was handed over to {prepared.partner.node_id} already ({open_status}); a "
                        "new handover is possible once it is declined.")
 
 
@@ -270,11 +300,15 @@ def send_handover(session: orm.Session, actor: Actor, case_id: str, data: dict[s
     thread = b64encode(os.urandom(16))
     prepared = prepare(reader or session, actor, case_id, data, keys=keys, config=config, now=now)
     sealed = _sealed(prepared, thread, keys=keys, now=now, boxes=boxes)
-    if reader is not None and not _still_valid(session, actor, prepared):
+    valid, open_status = _still_valid(session, actor, prepared) if reader is not None else (False, None)
+    if reader is not None and not valid:
         # changed meanwhile: all again, under the lock
         prepared = prepare(session, actor, case_id, data, keys=keys, config=config, now=now)
         sealed = _sealed(prepared, thread, keys=keys, now=now, boxes=boxes)
-    _refuse_open_handover(session, prepared)
+    if not valid:  # prepared on this session: the open handover not looked for yet
+        open_status = session.scalar(_OPEN_HANDOVER, {"case_id": prepared.case.id,
+                                                      "node_id": prepared.partner.node_id})
+    _refuse_open_handover(prepared, open_status)
     case, partner, body = prepared.case, prepared.partner, prepared.body
     message = store(session, sealed, partner, seq=1, prev=None, now=now, case_id=case.id)
     handover = Handover(

@@ -22,10 +22,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
 from node.audit import record as audit
+from node.db import by_key, insert_now
 from node.exchange.delivery.queue import reset_backoff
 from node.exchange.inbox import dispatch
 from node.exchange.models import InboundMessage, Partner
@@ -76,6 +79,10 @@ def check_agreement(opened: OpenedMessage, partner: Partner) -> None:
         raise UnknownAgreementError("message cites an agreement not held with its sender")
 
 
+_INBOUND = cast(sa.Table, InboundMessage.__table__)
+_SET_CASE = sa.update(_INBOUND).where(_INBOUND.c.id == sa.bindparam("_id")).values(case_id=sa.bindparam("_case"))
+
+
 def receive(session: orm.Session, *, data: bytes, keys: NodeKeys, now: datetime,
             boxes: BoxCache | None = None, reader: orm.Session | None = None) -> InboxAnswer:
     """Verify, apply and store one received envelope, in the caller's transaction (no commit).
@@ -114,19 +121,20 @@ def receive(session: orm.Session, *, data: bytes, keys: NodeKeys, now: datetime,
         raise UnknownSenderError("sender not known")
     check_agreement(opened, found)
     receipt = canonical_bytes(make_receipt(keys, opened, now))  # signed before the write lock is taken
-    partner = found if lookup is session else session.get(Partner, found.id)
+    partner = found if lookup is session else by_key(session, Partner, found.id)
     if partner is None or partner.status != "active":  # suspended while we were verifying
         raise UnknownSenderError("sender not known")
     header = opened.header
     message = InboundMessage(
         partner_id=partner.id, sender=header.sender, message_id=header.id, type=header.type,
         thread=header.thread, seq=history.head_seq + 1, prev=opened.prev, message_hash=opened.message_hash,
-        envelope_hash=digest, agreement_id=opened.agreement, inner=opened.inner_bytes, received_at=now,
-        receipt=receipt.decode("utf-8"),
+        envelope_hash=digest, agreement_id=opened.agreement, inner=opened.inner_bytes, case_id=None,
+        received_at=now, receipt=receipt.decode("utf-8"),
     )
-    session.add(message)
-    session.flush()
+    insert_now(session, message)  # a Core INSERT: the session does not track the row
     dispatch.apply(session, message=message, opened=opened, partner=partner, now=now, keys=keys)
+    if message.case_id is not None:  # the applier found the local case the message belongs to
+        session.execute(_SET_CASE, {"_id": message.id, "_case": message.case_id})
     audit(session, actor=None, action="receive", object_type="message", object_id=header.id,
           case_id=message.case_id, now=now,
           detail={"from": header.sender, "type": header.type, "thread": header.thread})

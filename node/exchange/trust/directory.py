@@ -18,6 +18,14 @@ from node.exchange.models import InboundMessage, Partner
 from node.exchange.trust.partner_keys import partner_view
 from protocol import PartnerView
 
+# Built once: building a statement costs more than running it (the inbox runs these for every message).
+_PARTNER = sa.select(Partner).where(Partner.node_id == sa.bindparam("node_id"))
+_SEEN = sa.select(InboundMessage).where(InboundMessage.sender == sa.bindparam("sender"),
+                                        InboundMessage.message_id == sa.bindparam("message_id"))
+_HEAD = (sa.select(InboundMessage.message_hash, InboundMessage.seq)
+         .where(InboundMessage.sender == sa.bindparam("sender"), InboundMessage.thread == sa.bindparam("thread"))
+         .order_by(InboundMessage.seq.desc()).limit(1))
+
 
 class DatabaseDirectory:
     """Active partners and the keys accepted from them."""
@@ -27,7 +35,7 @@ class DatabaseDirectory:
         self.found: Partner | None = None
 
     def partner(self, node_id: str) -> PartnerView | None:
-        row = self._session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
+        row = self._session.scalar(_PARTNER, {"node_id": node_id})
         if row is None or row.status not in ("active", "key_revoked"):
             return None
         self.found = row
@@ -43,16 +51,11 @@ class DatabaseHistory:
         self.head_seq = 0
 
     def seen(self, sender: str, message_id: str) -> bool:
-        self.seen_row = self._session.scalar(sa.select(InboundMessage).where(
-            InboundMessage.sender == sender, InboundMessage.message_id == message_id))
+        self.seen_row = self._session.scalar(_SEEN, {"sender": sender, "message_id": message_id})
         return self.seen_row is not None
 
     def chain_head(self, sender: str, thread: str) -> str | None:
-        row = self._session.execute(
-            sa.select(InboundMessage.message_hash, InboundMessage.seq)
-            .where(InboundMessage.sender == sender, InboundMessage.thread == thread)
-            .order_by(InboundMessage.seq.desc()).limit(1)
-        ).first()
+        row = self._session.execute(_HEAD, {"sender": sender, "thread": thread}).first()
         if row is None:
             self.head_seq = 0
             return None

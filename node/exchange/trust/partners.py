@@ -13,6 +13,7 @@ revocation) are in the keys room (``node/exchange/keys/``) and ``partner_keys.py
 
 from __future__ import annotations
 
+import functools
 import hmac
 import http.client
 import time
@@ -342,6 +343,9 @@ def set_agreement(session: orm.Session, ref: str, agreement: str, now: datetime)
     return partner
 
 
+_BY_NODE_ID = sa.select(Partner).where(Partner.node_id == sa.bindparam("node_id"))  # built once: every send asks
+
+
 def require_sendable(session: orm.Session, node_id: str) -> Partner:
     """The partner a message is about to be sent to, if it may receive one.
 
@@ -350,7 +354,7 @@ def require_sendable(session: orm.Session, node_id: str) -> Partner:
         PartnerStateError: suspended or revoked.
         NoAgreement: no data-sharing agreement is recorded for it.
     """
-    partner = session.scalar(sa.select(Partner).where(Partner.node_id == node_id))
+    partner = session.scalar(_BY_NODE_ID, {"node_id": node_id})
     if partner is None:
         raise PartnerNotFound(f"{node_id} is not a partner of this node")
     if partner.status == "key_revoked":
@@ -368,4 +372,11 @@ def require_sendable(session: orm.Session, node_id: str) -> Partner:
 
 def partner_card(partner: Partner) -> NodeCard:
     """The partner's stored card (verified when it was added)."""
-    return card_from_bytes(partner.card.encode("utf-8"))
+    return _parsed_card(partner.card)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_card(text: str) -> NodeCard:
+    # By the card's text: a partner's new card (a rotation, a new fingerprint check) is another key here, and
+    # whether a partner may be sent to is its status, checked apart. NodeCard is frozen; callers only read it.
+    return card_from_bytes(text.encode("utf-8"))
