@@ -74,6 +74,9 @@ def _restore(env: Env, args: argparse.Namespace) -> int:
     if result.journal_missing:
         print("warning: this directory had no erasure journal: erasures made after the backup (if any) could "
               "not be made again; check 'ccm-node erasures' on the partners that sent you cases")
+    if result.partners_to_resync:
+        print(f"{result.partners_to_resync} partner(s) to resync: the delivery worker asks each what passed since "
+              "the backup before it sends them anything ('ccm-node partner list' shows who is still pending)")
     print("check 'ccm-node queue', then start the node and its delivery worker")
     return 0
 

@@ -6,6 +6,7 @@
     ccm-node partner list
     ccm-node partner suspend|resume|revoke PARTNER
     ccm-node partner agreement PARTNER AGREEMENT_ID
+    ccm-node partner resync-skip PARTNER             stop waiting for a resync after a restore (send as is)
     ccm-node queue [--all]                          pending, failed, parked and undeliverable messages
     ccm-node queue retry MESSAGE | queue retry --partner PARTNER
     ccm-node deliver [--once] [--parallel N] ...    the delivery worker
@@ -68,6 +69,8 @@ def _partner_list(env: Env, _args: argparse.Namespace) -> int:
     with env.session() as session:
         for p in list_partners(session):
             backoff = f"retry at {p.retry_at:%Y-%m-%d %H:%M:%S}" if p.retry_at else "ok"
+            if p.resync_since is not None:
+                backoff = f"resync pending (since {p.resync_since:%Y-%m-%d %H:%M}), {backoff}"
             print(f"{p.id}\t{p.node_id}\t{p.status}\t{p.agreement_id or '(no agreement)'}\t{p.base_url}\t"
                   f"{backoff}\t{p.name}")
             if p.status == "key_revoked":
@@ -98,6 +101,22 @@ def _partner_agreement(env: Env, args: argparse.Namespace) -> int:
         audit_change(session, env, "update", "partner", partner.node_id, {"agreement": args.agreement})
         session.commit()
     print(f"partner {partner.node_id}: agreement {args.agreement}")
+    return 0
+
+
+def _partner_resync_skip(env: Env, args: argparse.Namespace) -> int:
+    from node.exchange.trust.partners import get_partner
+
+    with refusals(), env.session() as session:
+        partner = get_partner(session, args.partner)
+        if partner.resync_since is None:
+            print(f"partner {partner.node_id} is in step: no resync pending")
+            return 0
+        partner.resync_since, partner.resync_after = None, None
+        audit_change(session, env, "update", "partner", partner.node_id, {"resync": "skipped"})
+        session.commit()
+    print(f"partner {partner.node_id}: resync skipped; its queued messages go as they are (a thread whose chain "
+          "it no longer shares with this node is refused broken_chain and parked)")
     return 0
 
 
@@ -147,6 +166,12 @@ def _notifications(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
     notification_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
 
 
+def _resync(stop: threading.Event, env: Env, sessionmaker: Any) -> None:
+    from node.exchange.resync.requester import resync_loop
+
+    resync_loop(stop, sessionmaker=sessionmaker, config=env.config, clock=env.clock)
+
+
 def _deliver(env: Env, args: argparse.Namespace) -> int:
     from node.db import make_sessionmaker
     from node.exchange.delivery.transport import HttpTransport
@@ -172,11 +197,14 @@ def _deliver(env: Env, args: argparse.Namespace) -> int:
     retention = threading.Thread(target=_retention, args=(stop, env, sessionmaker), name="retention", daemon=True)
     notifications = threading.Thread(target=_notifications, args=(stop, env, sessionmaker), name="notifications",
                                      daemon=True)
+    resync = threading.Thread(target=_resync, args=(stop, env, sessionmaker), name="resync", daemon=True)
     retention.start()
     notifications.start()
+    resync.start()
     if args.once:
         retention.join()
         notifications.join()
+        resync.join()
         stop.clear()
     stats = worker.run(stop, once=args.once)
     print(f"delivered {stats.delivered}, retrying {stats.retried}, parked {stats.parked}, "
@@ -211,6 +239,9 @@ def register(sub: Any) -> None:
     agr.add_argument("partner", metavar="PARTNER")
     agr.add_argument("agreement", metavar="AGREEMENT_ID")
     agr.set_defaults(handler=_partner_agreement)
+    skip = psub.add_parser("resync-skip", help="after a restore: stop waiting for a partner that cannot resync")
+    skip.add_argument("partner", metavar="PARTNER")
+    skip.set_defaults(handler=_partner_resync_skip)
 
     p = sub.add_parser("queue", help="the outbox: messages waiting, failed, parked or undeliverable")
     p.add_argument("--all", action="store_true", help="include delivered messages")

@@ -47,6 +47,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     from .exchange.handovers.views import make_blueprint as handovers_blueprint
     from .exchange.inbox.federation import make_blueprint as federation_blueprint
     from .exchange.keys.views import make_blueprint as revocation_blueprint
+    from .exchange.resync.views import make_blueprint as resync_blueprint
     from .observability.setup import init_observability
     from .web.setup import init_web
 
@@ -69,6 +70,7 @@ def create_app(config: NodeConfig, clock: Clock | None = None, engine: sa.Engine
     init_api(app, [cases_blueprint(), handovers_blueprint(), consent_chain_blueprint()])
     app.register_blueprint(federation_blueprint())
     app.register_blueprint(revocation_blueprint())
+    app.register_blueprint(resync_blueprint())
     init_web(app)
     wiring.wire()
     register_error_handlers(app)  # again: flask-smorest registered its own HTTPException handler

@@ -24,6 +24,7 @@ import ipaddress
 import socket
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -196,3 +197,28 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
     return "the connection failed"
+
+
+#: ``post(url, body, timeout) -> (HTTP status or None, response body, transport error or None)``
+Post = Callable[[str, bytes, float], tuple[int | None, bytes, str | None]]
+
+
+def http_poster(policy: OutboundPolicy, *, limit: int = 65_536) -> Post:
+    """POST JSON over HTTP(S) to addresses ``policy`` allows only, no redirects, bounded by the timeout to
+    connect and to read; the answer's first ``limit`` bytes (a longer answer is cut there: its parser fails)."""
+
+    def post(url: str, body: bytes, timeout: float) -> tuple[int | None, bytes, str | None]:
+        try:
+            connection, target = open_connection(url, timeout=timeout, policy=policy)
+            try:
+                connection.request("POST", target, body=body, headers={
+                    "Content-Type": "application/json", "Accept": "application/json",
+                    "User-Agent": "ccm-exchange/1"})
+                response = connection.getresponse()
+                return response.status, response.read(limit), None
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return None, b"", describe(exc)
+
+    return post

@@ -62,6 +62,16 @@ from .errors import (
 from .keys import NodeKeys, fingerprint, key_id
 from .messages import MESSAGE_TYPES, validate_body
 from .receipts import Receipt, make_receipt, verify_receipt
+from .resync import (
+    ReceivedEntry,
+    ResyncAnswer,
+    ResyncRequest,
+    make_answer,
+    make_request,
+    reseal,
+    verify_answer,
+    verify_request,
+)
 from .seal import BoxCache, Directory, History, OpenedMessage, PartnerView, SealedMessage, open_envelope, seal
 from .signing import sign_json, signature_ids, verify_signed_json
 from .summary import CATEGORIES, PURPOSES
@@ -95,7 +105,10 @@ __all__ = [
     "PartnerView",
     "ProtocolError",
     "Receipt",
+    "ReceivedEntry",
     "ReplayedError",
+    "ResyncAnswer",
+    "ResyncRequest",
     "Revocation",
     "RevokedKeyError",
     "SchemaError",
@@ -113,15 +126,18 @@ __all__ = [
     "check_handover",
     "fingerprint",
     "key_id",
+    "make_answer",
     "make_card",
     "make_consent_record",
     "make_custody_step",
     "make_receipt",
+    "make_request",
     "make_revocation",
     "message_hash",
     "minimise",
     "open_bundle",
     "open_envelope",
+    "reseal",
     "seal",
     "seal_bundle",
     "seal_receipts",
@@ -130,11 +146,13 @@ __all__ = [
     "signature_ids",
     "strict_loads",
     "validate_body",
+    "verify_answer",
     "verify_card",
     "verify_chain",
     "verify_consent",
     "verify_custody",
     "verify_receipt",
+    "verify_request",
     "verify_revocation",
     "verify_rotation",
     "verify_signed_json",

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("handovers", 7, ("node.exchange.handovers",)),
     ("chain", 8, ("node.exchange.chain",)),
     ("wiring", 9, ("node.exchange.wiring",)),
+    ("resync", 9, ("node.exchange.resync",)),
     ("worklist", 9, ("node.exchange.worklist", "node.exchange.dashboard_figures")),
     ("notifications", 9, ("node.notifications",)),
     ("app and admin", 10, ("node.cli", "node.serve", "node.serve_worker", "node.wsgi", "node.migrate",

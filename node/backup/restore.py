@@ -14,11 +14,13 @@ after the backup's is made again (:func:`reapply`), one transaction each, withou
 (the partner got the one sent at the time). A line whose handover the backup does not hold, or holds
 erased already, does nothing.
 
-Messages after the backup. Received ones: each sender holds them as delivered (with our receipt) and does not
-send them again; what they asked for that erases is in the journal. Sent ones: partners hold them; our
-restored outbox has them as they were at the backup, so one queued then is sent again and answered with the
-receipt stored the first time (the inbox's duplicate handling: same id, same bytes), not applied twice. A
-message queued after the backup and not delivered before the node stopped is lost with the restore.
+Messages after the backup. The restored node has forgotten what it exchanged after the backup was taken, and
+its partners hold it as delivered, so every partner is marked out of step (``Partner.resync_since``, an hour
+before the backup): nothing is delivered to it until the delivery worker has resynced with it
+(``node/exchange/resync``). The partner then queues again what it sent us since (we apply what we do not hold
+and answer the rest with the receipt stored the first time) and lists what it received from us, which we record
+as delivered; what we still have to send is put back on each thread's chain after it. A message received after
+the backup that erased something is also in the journal, made again above.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +59,13 @@ from node.db import make_engine, make_sessionmaker, normalise_url
 from node.exchange.chain.erasure import checkpoint, erase_categories, erase_handover
 from node.exchange.chain.models import ConsentWithdrawal
 from node.exchange.handovers.models import Handover
+from node.exchange.resync.requester import mark_out_of_step
 from node.exchange.trust.key_files import KEY_DIR, KEY_FILE, load_history
 from protocol import KeyFileError, NodeKeys
 from protocol.times import parse_time
+
+#: The resync after a restore asks about an hour more than the backup missed (clocks, a backup taken slowly).
+RESYNC_MARGIN = timedelta(hours=1)
 
 
 @dataclass
@@ -69,6 +75,7 @@ class RestoreResult:
     reapplied: list[str] = field(default_factory=list)
     journal_lines_after_backup: int = 0
     journal_missing: bool = False
+    partners_to_resync: int = 0
     seconds: float = 0.0
 
 
@@ -298,10 +305,13 @@ def restore_backup(data_dir: Path, data: bytes, *, now: datetime, key_file: Path
                 if reapply(session, entry):
                     result.reapplied.append(entry["handover_id"])
         with sessions() as session, session.begin():
+            result.partners_to_resync = mark_out_of_step(
+                session, parse_time(manifest["created_at"]) - RESYNC_MARGIN)
             record(session, actor=None, action="import", object_type="backup", object_id=None, case_id=None,
                    now=now, detail={"backup_created_at": manifest["created_at"],
                                     "schema_revision": manifest["schema_revision"],
-                                    "erasures_reapplied": len(result.reapplied)})
+                                    "erasures_reapplied": len(result.reapplied),
+                                    "partners_to_resync": result.partners_to_resync})
         checkpoint(engine)
     finally:
         engine.dispose()

@@ -60,6 +60,10 @@ class Partner(Base):
     retry_interval: Mapped[float] = mapped_column(sa.Float())
     retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     retry_last_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # resync after a restore (node/exchange/resync): the time asked about, None when in step (nothing is
+    # delivered to the partner while it is set), and the cursor of the next answer page to ask for
+    resync_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    resync_after: Mapped[int | None] = mapped_column(sa.BigInteger())
 
 
 class OutboundMessage(Base):

@@ -31,7 +31,7 @@ AGREEMENT = "gi-cldd-2026-01"
 SE, IQ, BA, STO = "se.gi-goteborg", "iq.cldd-baghdad", "ba.cldd-sarajevo", "se.cldd-stockholm"
 GENERATED = ("canonical.json", "keys.json", "signatures.json", "cards.json", "seal.json", "open.json",
              "chain.json", "receipts.json", "value_sets.json",
-             "fields.json", "consent.json", "bundles.json", "forward.json")
+             "fields.json", "consent.json", "bundles.json", "forward.json", "resync.json")
 # Who sends each message type in the vector world (sample bodies name these nodes).
 ROUTES = {
     "handover": (SE, IQ), "consent_withdrawn": (SE, IQ), "receipt": (IQ, SE), "handover_accepted": (IQ, SE),
@@ -637,6 +637,123 @@ def forward_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
     return [vector(d, "forward", inp, e) for d, inp, e in cases]
 
 
+def resync_file(bodies: dict[str, Any]) -> list[dict[str, Any]]:
+    """Resynchronisation after a restore (SPEC 7a): Göteborg, restored from a backup, asks Baghdad what passed
+    between them since 2026-02-20. Baghdad received three messages from Göteborg since then (two of one thread,
+    one of another) and lists them with the receipts it signed, over two pages."""
+    since = "2026-02-20T00:00:00Z"
+    requester, responder = party(SE), party(IQ)
+    iq_keys = party_keys(responder)
+
+    def message(msg_type: str, thread: str, label: str, at: str, prev: str | None) -> dict[str, Any]:
+        out = sealed({**seal_input(msg_type, bodies[msg_type], thread_label=thread, label=label, prev=prev),
+                      "now": at})
+        return {"thread": fixed_id(f"thread/{thread}"), "id": fixed_id(label), "type": msg_type, "prev": prev,
+                "message_hash": out["message_hash"]}
+
+    def receipt_for(entry: dict[str, Any], at: str, signer: Any = iq_keys, **changes: Any) -> dict[str, Any]:
+        doc = {"v": 1, "type": "delivery_receipt", "message_id": entry["id"], "content_hash": entry["message_hash"],
+               "received_at": at, "from": SE, "to": IQ, **changes}
+        return sign_json(doc, signer.node_id, signer.signing_key)
+
+    a1 = message("handover", "resync-a", "resync/a1", "2026-02-25T09:00:00Z", None)
+    b1 = message("handover", "resync-b", "resync/b1", "2026-02-25T09:05:00Z", None)
+    a2 = message("consent_withdrawn", "resync-a", "resync/a2", "2026-02-25T09:10:00Z", a1["message_hash"])
+    at = {"resync/a1": "2026-02-25T09:00:02Z", "resync/b1": "2026-02-25T09:05:02Z", "resync/a2": "2026-02-25T09:10:02Z"}
+    labels = {a1["id"]: "resync/a1", b1["id"]: "resync/b1", a2["id"]: "resync/a2"}
+
+    def with_receipt(entry: dict[str, Any], signer: Any = iq_keys, **changes: Any) -> dict[str, Any]:
+        return {**entry, "receipt": receipt_for(entry, at[labels[entry["id"]]], signer, **changes)}
+
+    entries = [with_receipt(a1), with_receipt(b1), with_receipt(a2)]  # in the order Baghdad received them
+
+    made = vector("a first-page request (after null)", "resync", {
+        "op": "make_request", "requester": requester, "responder": IQ, "since": since, "now": NOW, "after": None,
+        "request_id": fixed_id("resync/request-1")})
+    request = made["expected"]["request"]
+    made_2 = vector("the request for the next page (after = the first answer's next)", "resync", {
+        "op": "make_request", "requester": requester, "responder": IQ, "since": since, "now": NOW, "after": 1042,
+        "request_id": fixed_id("resync/request-2")})
+    request_2 = made_2["expected"]["request"]
+    check = {"op": "verify_request", "request": request, "requester": requester, "responder": IQ, "now": NOW}
+
+    def unsigned_request(**changes: Any) -> dict[str, Any]:
+        return {**{k: v for k, v in request.items() if k != "signatures"}, **changes}
+
+    def signed_request(**changes: Any) -> dict[str, Any]:
+        return sign_json(unsigned_request(**changes), SE, party_keys(requester).signing_key)
+
+    answered = vector("the first answer page: three messages of two threads, with their receipts", "resync", {
+        "op": "make_answer", "responder": responder, "request": request, "requeued": 3, "received": entries,
+        "next": 1042, "now": NOW})
+    answer = answered["expected"]["answer"]
+    answered_2 = vector("the last answer page (nothing more listed, next null)", "resync", {
+        "op": "make_answer", "responder": responder, "request": request_2, "requeued": 0, "received": [],
+        "next": None, "now": NOW})
+    answer_2 = answered_2["expected"]["answer"]
+    accept = {"op": "verify_answer", "answer": answer, "responder": responder, "request": request, "now": NOW}
+
+    def signed_answer(signer: Any = iq_keys, **changes: Any) -> dict[str, Any]:
+        doc = {**{k: v for k, v in answer.items() if k != "signatures"}, **changes}
+        return sign_json(doc, signer.node_id, signer.signing_key)
+
+    # Baghdad rotated its keys after signing the receipts: the answer is signed by its new key (the card the
+    # requester holds), the receipts by the previous one.
+    rotated = party(IQ, "#2")
+    rotated_answer = {**accept, "responder": rotated, "answer": signed_answer(party_keys(rotated))}
+    other_message = {**a2, "id": fixed_id("resync/other")}
+    other_receipt = {**a2, "receipt": receipt_for(other_message, at["resync/a2"])}
+    cases: list[tuple[str, dict[str, Any], str | None]] = [
+        ("the responder verifies the request", check, None),
+        ("the responder verifies the request for the next page", {**check, "request": request_2}, None),
+        ("created 300 s before the responder's clock is accepted", {**check, "now": "2026-03-02T10:05:00Z"}, None),
+        ("since exactly 90 days before created is accepted", {**check, "request": signed_request(
+            since="2025-12-02T10:00:00Z")}, None),
+        ("request: addressed to another node", {**check, "responder": BA}, "wrong_recipient"),
+        ("request: since changed after signing", {**check, "request": {
+            **request, "since": "2026-02-01T00:00:00Z"}}, "bad_signature"),
+        ("request: signed by another node's key under the requester's name", {**check, "request": sign_json(
+            unsigned_request(), SE, party_keys(party(BA)).signing_key)}, "bad_signature"),
+        ("request: from a node other than the card's", {**check, "requester": party(BA)}, "bad_signature"),
+        ("request: created more than 300 s before the responder's clock", {**check, "now": "2026-03-02T10:05:01Z"},
+         "expired"),
+        ("request: created more than 300 s after the responder's clock", {**check, "now": "2026-03-02T09:54:59Z"},
+         "not_yet_valid"),
+        ("request: since more than 90 days before created", {**check, "request": signed_request(
+            since="2025-12-02T09:59:59Z")}, "malformed"),
+        ("request: since after created", {**check, "request": signed_request(since="2026-03-02T10:00:01Z")},
+         "malformed"),
+        ("request: version 2", {**check, "request": signed_request(v=2)}, "unsupported_version"),
+        ("request: an extra member", {**check, "request": signed_request(note="x")}, "malformed"),
+        ("request: a negative cursor", {**check, "request": signed_request(after=-1)}, "malformed"),
+        ("the requester verifies the first answer page", accept, None),
+        ("the requester verifies the last answer page", {**accept, "answer": answer_2, "request": request_2}, None),
+        ("a receipt signed by the responder's previous key, under an answer signed by its current key",
+         rotated_answer, None),
+        ("answer: to another request", {**accept, "request": request_2}, "malformed"),
+        ("answer: verified with another node's card", {**accept, "responder": party(BA)}, "bad_signature"),
+        ("answer: requeued changed after signing", {**accept, "answer": {**answer, "requeued": 4}}, "bad_signature"),
+        ("answer: created more than 300 s before the requester's clock", {**accept, "now": "2026-03-02T10:05:01Z"},
+         "expired"),
+        ("answer: an entry's receipt acknowledges another message", {**accept, "answer": signed_answer(
+            received=[entries[0], entries[1], other_receipt])}, "malformed"),
+        ("answer: an entry's receipt by the previous key names another message", {**rotated_answer, "answer":
+            signed_answer(party_keys(rotated), received=[entries[0], entries[1], other_receipt])}, "malformed"),
+        ("answer: an entry's receipt signed by no key of the responder", {**accept, "answer": signed_answer(
+            received=[entries[0], entries[1], with_receipt(a2, signer=party_keys(requester))])}, "bad_signature"),
+        ("answer: a broken link between two entries of a thread", {**accept, "answer": signed_answer(received=[
+            entries[0], entries[1], with_receipt({**a2, "prev": b1["message_hash"]})])}, "malformed"),
+        ("answer: a message listed twice", {**accept, "answer": signed_answer(
+            received=[entries[0], entries[1], entries[1]])}, "malformed"),
+        ("answer: 501 entries, one over the page size (the last repeated, signed again)",
+         {**accept, "pad_received_to": 501}, "malformed"),
+        ("answer: next not after the request's after", {**accept, "request": request_2, "answer": sign_json(
+            {**{k: v for k, v in answer_2.items() if k != "signatures"}, "next": 1042}, IQ, iq_keys.signing_key)},
+         "malformed"),
+    ]
+    return [made, made_2, answered, answered_2, *(vector(d, "resync", inp, e) for d, inp, e in cases)]
+
+
 def fields_file() -> list[dict[str, Any]]:
     b64 = [("four characters, three bytes", "AAAA", None), ("base64url alphabet (- and _)", "ab-_", None),
            ("two characters, one byte, unused bits zero", "AA", None), ("empty", "", None),
@@ -674,6 +791,7 @@ DESCRIPTIONS = {
     "receipts.json": "Signed delivery receipts (SPEC.md section 7).",
     "bundles.json": "Store-and-forward bundles and receipts bundles: sealing, opening, each refusal (SPEC.md 16).",
     "forward.json": "Forwarding: the custody chain and the consent behind it (SPEC.md 9.8).",
+    "resync.json": "Resynchronisation after a restore: request, paged answer, each refusal (SPEC.md 7a).",
     "consent.json": "The receiver's consent check and a child's safeguards (SPEC.md 9.5-9.7).",
     "fields.json": "Strict forms: unpadded canonical base64url and the protocol time (SPEC.md section 1).",
     "value_sets.json": "Every closed value set: Country, Currency, MessageType and each enumerated body field, "
@@ -693,7 +811,7 @@ def build() -> dict[str, dict[str, Any]]:
         "receipts.json": ("receipts", receipts_file(bodies, chain_outputs)),
         "value_sets.json": ("value_sets", value_sets_file()), "fields.json": ("fields", fields_file()),
         "consent.json": ("consent", consent_file(bodies)), "bundles.json": ("bundle", bundles_file(seals)),
-        "forward.json": ("forward", forward_file(bodies)),
+        "forward.json": ("forward", forward_file(bodies)), "resync.json": ("resync", resync_file(bodies)),
     }
     return {name: {"description": DESCRIPTIONS[name], "kind": kind, "vectors": vectors}
             for name, (kind, vectors) in lists.items()}

@@ -39,6 +39,7 @@ from ..errors import MalformedError, ProtocolError
 from ..keys import NodeKeys
 from ..messages import enumerations
 from ..receipts import make_receipt, verify_receipt
+from ..resync import ResyncRequest, make_answer, make_request, verify_answer, verify_request
 from ..seal import OpenedMessage, PartnerView, open_envelope, seal
 from ..signing import sign_json, signing_input, verify_signed_json
 from ..times import format_time, parse_time
@@ -285,6 +286,53 @@ def _consent(inp: dict[str, Any]) -> Any:
     return {"valid": True}
 
 
+def _request_of(doc: dict[str, Any]) -> ResyncRequest:
+    """The request a requester sent, read from its own document (as it holds it: not verified again)."""
+    return ResyncRequest(doc["id"], doc["from"], doc["to"], parse_time(doc["created"]), parse_time(doc["since"]),
+                         doc["after"])
+
+
+def _padded_answer(inp: dict[str, Any]) -> dict[str, Any]:
+    """The answer, or with ``pad_received_to`` its last entry repeated until ``received`` has that many entries
+    and the whole signed again by ``responder`` (an over-long page without 501 entries in the file)."""
+    answer: dict[str, Any] = inp["answer"]
+    size = inp.get("pad_received_to")
+    if size is None:
+        return answer
+    received = list(answer["received"])
+    received += [received[-1]] * max(0, size - len(received))
+    unsigned = {k: v for k, v in answer.items() if k != "signatures"}
+    keys = party_keys(inp["responder"])
+    return sign_json({**unsigned, "received": received}, keys.node_id, keys.signing_key)
+
+
+def _resync(inp: dict[str, Any]) -> Any:
+    """SPEC 7a: ``make_request``, ``verify_request`` (at the responder), ``make_answer``, ``verify_answer`` (at
+    the requester, against the request document it sent)."""
+    op = inp["op"]
+    if op == "make_request":
+        doc = make_request(party_keys(inp["requester"]), inp["responder"], since=parse_time(inp["since"]),
+                           now=parse_time(inp["now"]), after=inp["after"], request_id=inp["request_id"])
+        return {"request": doc}
+    if op == "verify_request":
+        request = verify_request(inp["request"], party_card(inp["requester"]), responder=inp["responder"],
+                                 now=parse_time(inp["now"]))
+        return {"id": request.id, "from": request.requester, "to": request.responder,
+                "created": format_time(request.created), "since": format_time(request.since),
+                "after": request.after}
+    if op == "make_answer":
+        doc = make_answer(party_keys(inp["responder"]), _request_of(inp["request"]), requeued=inp["requeued"],
+                          received=inp["received"], next_after=inp["next"], now=parse_time(inp["now"]))
+        return {"answer": doc}
+    answer = verify_answer(_padded_answer(inp), party_card(inp["responder"]), request=_request_of(inp["request"]),
+                           now=parse_time(inp["now"]))
+    return {"request": answer.request, "from": answer.responder, "to": answer.requester,
+            "created": format_time(answer.created), "requeued": answer.requeued, "next": answer.next,
+            "received": [{"thread": e.thread, "id": e.message_id, "type": e.type, "prev": e.prev,
+                          "message_hash": e.message_hash, "received_at": format_time(e.received_at)}
+                         for e in answer.received]}
+
+
 def _fields(inp: dict[str, Any]) -> Any:
     if inp["op"] == "base64url":
         return {"hex": b64decode(inp["value"]).hex()}
@@ -302,7 +350,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rfc8032": _rfc8032, "rfc8785": _rfc8785, "canonical": _canonical, "keys": _keys,
     "signatures": _signatures, "cards": _cards, "seal": _seal, "open": _opened, "chain": _chain,
     "receipts": _receipts, "value_sets": _value_sets, "fields": _fields,
-    "consent": _consent, "bundle": _bundle, "forward": _forward,
+    "consent": _consent, "bundle": _bundle, "forward": _forward, "resync": _resync,
 }
 
 

@@ -23,6 +23,7 @@ from node.exchange.chain.models import ErasureRequest, Tombstone
 from node.exchange.handovers.models import Handover
 from node.exchange.models import InboundMessage, OutboundMessage
 from node.migrate import current_revision
+from tests.backup.resync_support import resync
 from tests.exchange.cli_runner import run
 from tests.exchange.conftest import Node
 from tests.exchange.desks import Desk, Worker, deliver, timeline
@@ -200,7 +201,10 @@ def test_a_message_sent_again_after_a_restore_is_not_applied_twice(desks: tuple[
 
     restore(sarajevo.node, out)
     [queued] = [m for m in sarajevo.node.outbound() if m.status == "queued"]
-    assert deliver(make_worker, sarajevo) == 1  # Göteborg answers with the receipt it stored the first time
+    assert deliver(make_worker, sarajevo) == 0  # nothing goes to Göteborg before the resync
+    [outcome] = resync(sarajevo.node, gbg.node)  # Göteborg lists it as received, with its receipt
+    assert outcome.done and outcome.marked == 1 and outcome.recovered == 0
+    assert deliver(make_worker, sarajevo) == 0
     assert gbg.node.count(InboundMessage) == received
     assert [e for e in timeline(gbg, story["case_id"]) if e["kind"] == "partner.progress"] == progress
     [again] = [m for m in sarajevo.node.outbound() if m.message_id == queued.message_id]

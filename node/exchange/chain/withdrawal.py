@@ -295,6 +295,13 @@ def apply_erasure_confirmed(session: orm.Session, *, message: InboundMessage, op
         ErasureRequest.handover_id == handover.id, ErasureRequest.holder == holder,
         ErasureRequest.confirmed_at.is_(None), ErasureRequest.requested_at.is_not(None))
         .order_by(ErasureRequest.requested_at, ErasureRequest.id).limit(1))
+    if request is None and not body["tombstone"]["message_ids"] and session.scalar(sa.select(ErasureRequest.id).where(
+            ErasureRequest.handover_id == handover.id, ErasureRequest.holder == holder,
+            ErasureRequest.confirmed_at.is_not(None)).limit(1)) is not None:
+        # Nothing erased by it and nothing asked: a holder restored from a backup received our withdrawal again
+        # (node/exchange/resync) and answered it again. Kept with the case; the request stays answered once.
+        message.case_id = handover.case_id
+        return
     if request is None:
         request = ErasureRequest(id=str(uuid.uuid4()), handover_id=handover.id, case_id=handover.case_id,
                                  consent_id=handover.consent_id, partner_node=partner.node_id,

@@ -2,7 +2,8 @@
 
 Claiming (several workers, several processes): a message is due when it is ``queued`` and its
 ``next_attempt_at`` has come, or ``sending`` under a lease that expired (its worker died); its partner is
-active, has an agreement and is not backing off; and every earlier message of its (partner, thread) chain is
+active, has an agreement, is in step with us (not waiting for a resync after a restore: ``exchange/resync``)
+and is not backing off; and every earlier message of its (partner, thread) chain is
 delivered (it is enough to look at the previous one), so a thread goes strictly in order with at most one
 message in flight. Claimed rows are selected ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises
 writers with ``BEGIN IMMEDIATE``) and marked ``sending`` with the worker's id and a lease in the same
@@ -86,6 +87,7 @@ def _due_query(*, leases: bool) -> sa.Select[int, int, float]:
         sa.select(out.id, out.partner_id, Partner.retry_interval)
         .join(Partner, Partner.id == out.partner_id)
         .where(due, Partner.status == "active", Partner.agreement_id.is_not(None),
+               Partner.resync_since.is_(None),  # restored from a backup: in step again first (exchange/resync)
                sa.or_(Partner.retry_at.is_(None), Partner.retry_at <= now), ~blocked)
         .order_by(*order)
         .limit(sa.bindparam("limit", type_=sa.Integer()))

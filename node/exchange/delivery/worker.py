@@ -119,7 +119,8 @@ def load_settings(config: NodeConfig, **overrides: Any) -> WorkerSettings:
     return settings
 
 
-def _problem_code(body: bytes) -> str | None:
+def problem_code(body: bytes) -> str | None:
+    """The ``code`` of a problem-details answer, if it holds a short ASCII one."""
     try:
         doc = strict_loads(body)
     except (ProtocolError, ValueError):
@@ -168,7 +169,7 @@ class DeliveryWorker:
         """Turn a partner's answer into an outcome; a 200 counts only with a valid receipt for the message."""
         if answer.status is None or answer.error is not None:
             return Outcome(item, Verdict.RETRY, error=answer.error or "no_answer")
-        code = None if answer.status == 200 else _problem_code(answer.body)
+        code = None if answer.status == 200 else problem_code(answer.body)
         verdict = classify(answer.status, code)
         if verdict is not Verdict.DELIVERED:
             return Outcome(item, verdict, error=code or f"http_{answer.status}",

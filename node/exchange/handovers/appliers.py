@@ -108,6 +108,11 @@ def _answered(session: orm.Session, opened: OpenedMessage, partner: Partner, mes
         handover.decided_at = parse_time(at)
         message.case_id = handover.case_id
         return handover, None
+    if handover.status == status:
+        # The same answer again: the partner was restored from a backup taken before it answered, and its adviser
+        # answered again (node/exchange/resync). Kept; its details replace the first answer's, no new event.
+        message.case_id = handover.case_id
+        return handover, None
     if handover.status != "pending":
         raise MalformedError(f"the handover was {handover.status} already")
     handover.status = status

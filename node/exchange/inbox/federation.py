@@ -14,6 +14,7 @@ message on any other 4xx (``retry.classify``), so the statuses are chosen by whe
 409  replayed, broken_chain
 413  oversized
 422  expired, not_yet_valid, and a body that fails its schema (code malformed)
+503  resync_pending: off the sender's chain while this node, restored from a backup, resyncs with it
 ===  ===============================================================================================
 
 During a key rotation the inbox opens an envelope with the key pair it is sealed to (the current one, or the
@@ -35,13 +36,16 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from node.db import request_session
 from node.errors import problem
-from node.exchange.inbox.receive import receive
+from node.exchange.inbox.receive import ResyncPending, receive
 from node.exchange.trust.keystore import identity_for_app
 from node.observability.instruments import count_inbox_refusal
 from protocol import OversizedError, ProtocolError, SchemaError
 from protocol.envelope import MAX_ENVELOPE_BYTES
 
 log = logging.getLogger(__name__)
+
+#: Seconds a sender is asked to wait while this node resyncs with it after a restore (node/exchange/resync).
+RESYNC_RETRY_AFTER = 10
 
 STATUS_BY_CODE = {
     "malformed": 400, "non_canonical": 400, "unsupported_version": 400,
@@ -137,6 +141,12 @@ def inbox() -> Response:
         session.rollback()
         log.info("inbox refused a message: %s (%s)", exc.code, exc.message)
         return refusal(exc)
+    except ResyncPending:
+        session.rollback()
+        log.info("inbox deferred a message: its sender's chain comes back with the resync after the restore")
+        return problem(503, "Service Unavailable", "resync_pending",
+                       "This node was restored from a backup and is resyncing with the sender; try again.",
+                       headers={"Retry-After": str(RESYNC_RETRY_AFTER)})
 
 
 def make_blueprint() -> Blueprint:

@@ -14,7 +14,9 @@ Order of checks (the protocol's verification order, SPEC.md section 6, then the 
 Any failure raises its ``ProtocolError``; the caller rolls back, so nothing is stored, and answers the code
 only. An exact retransmission (same sender, same message id, byte-identical envelope: a sender retrying after
 a lost answer) gets the receipt stored the first time and changes nothing; the same id with other bytes is
-``replayed``. Receiving anything from a partner resets its delivery backoff (it is evidently up).
+``replayed``. A message off the chain from a sender this node has not yet resynced with after a restore is
+``ResyncPending`` (503, tried again), not ``broken_chain``. Receiving anything from a partner resets its
+delivery backoff (it is evidently up).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from node.exchange.models import InboundMessage, Partner
 from node.exchange.trust.directory import DatabaseDirectory, DatabaseHistory
 from protocol import (
     BoxCache,
+    ChainError,
     NodeKeys,
     OpenedMessage,
     OversizedError,
@@ -59,6 +62,12 @@ class InboxAnswer:
     receipt: bytes
     message: InboundMessage
     duplicate: bool
+
+
+class ResyncPending(Exception):
+    """A message that does not follow its sender's chain as this node knows it, while this node, restored from a
+    backup, has not yet resynced with that sender: answered 503 (the sender tries again later), not
+    ``broken_chain`` (which would park it for good)."""
 
 
 def envelope_hash(data: bytes) -> str:
@@ -115,6 +124,10 @@ def receive(session: orm.Session, *, data: bytes, keys: NodeKeys, now: datetime,
         original = history.seen_row
         if original is not None and original.envelope_hash == digest:
             return InboxAnswer(original.receipt.encode("utf-8"), original, duplicate=True)
+        raise
+    except ChainError:
+        if directory.found is not None and directory.found.resync_since is not None:
+            raise ResyncPending() from None  # restored from a backup: the sender's chain comes back with the resync
         raise
     found = directory.found
     if found is None:  # cannot happen: open_envelope asked the directory for the sender

@@ -10,9 +10,8 @@ import by hand (``ccm-node keys revocation-import``). The receiving side is ``ke
 
 from __future__ import annotations
 
-import http.client
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +19,10 @@ from sqlalchemy import orm
 
 from node.exchange.keys.revocation import revocation_batches
 from node.exchange.trust.partners import get_partner, list_partners
-from node.outbound import OutboundPolicy, describe, open_connection
+from node.outbound import OutboundPolicy, Post, http_poster
 
 REVOCATION_PATH = "/federation/v1/revocation"
 SEND_TIMEOUT = 10.0
-
-#: ``post(url, body, timeout) -> (HTTP status or None, response body, transport error or None)``
-Post = Callable[[str, bytes, float], tuple[int | None, bytes, str | None]]
-
 
 @dataclass(frozen=True)
 class SendOutcome:
@@ -41,27 +36,6 @@ class SendOutcome:
     @property
     def accepted(self) -> bool:
         return self.status == 200
-
-
-def http_poster(policy: OutboundPolicy) -> Post:
-    """POST over HTTP(S) to addresses ``policy`` allows only (``node.outbound``), no redirects, bounded by the
-    timeout to connect and to read; the answer's first 64 KiB."""
-
-    def post(url: str, body: bytes, timeout: float) -> tuple[int | None, bytes, str | None]:
-        try:
-            connection, target = open_connection(url, timeout=timeout, policy=policy)
-            try:
-                connection.request("POST", target, body=body, headers={
-                    "Content-Type": "application/json", "Accept": "application/json",
-                    "User-Agent": "ccm-exchange/1"})
-                response = connection.getresponse()
-                return response.status, response.read(65_536), None
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return None, b"", describe(exc)
-
-    return post
 
 
 def _answer(body: bytes) -> dict[str, Any]:
