@@ -25,6 +25,7 @@ from tests.backup.test_backup import backup, restore
 from tests.exchange.cli_runner import run
 from tests.exchange.conftest import Node
 from tests.exchange.desks import Desk, Worker, deliver, hand_over, incoming, open_case, timeline
+from tests.exchange.test_keys import rotate
 from tests.exchange.test_withdrawal import accepted_case, exchange
 
 RESYNC = "/federation/v1/resync"
@@ -253,3 +254,23 @@ def test_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "resync pending" not in run(capsys, node, "partner", "list")[1]
     code, stdout, _ = run(capsys, node, "partner", "resync-skip", "se.gi-goteborg")
     assert code == 0 and "no resync pending" in stdout
+
+
+def test_a_requester_holding_the_card_from_before_a_rotation_verifies_the_answer(
+        desks: tuple[Desk, Desk], make_worker: Worker, tmp_path: Path) -> None:
+    """Göteborg rotates its keys after Sarajevo's backup; the restored Sarajevo holds Göteborg's old card (the
+    ``key_rotated`` announcement comes back only with the resync): the answer is co-signed by the old key."""
+    gbg, sarajevo = desks
+    accepted_case(gbg, sarajevo, make_worker)
+    out = tmp_path / "sarajevo.ccmbackup"
+    backup(sarajevo.node, out)
+    rotate(gbg.node, days=30)
+    exchange(make_worker, gbg, sarajevo)  # the announcement reaches Sarajevo, which the restore forgets
+    restore(sarajevo.node, out)
+    old_card = partner_row(sarajevo.node, gbg.node.node_id).signing_kid
+    assert old_card != gbg.node.identity.keys.skid
+    [outcome] = resync(sarajevo.node, gbg.node)
+    assert outcome.done and outcome.error is None
+    exchange(make_worker, gbg, sarajevo)  # the announcement again: Sarajevo takes the new card
+    assert partner_row(sarajevo.node, gbg.node.node_id).signing_kid == gbg.node.identity.keys.skid
+    assert {m.status for m in gbg.node.outbound() + sarajevo.node.outbound()} == {"delivered"}
