@@ -8,7 +8,7 @@
     ccm-node partner agreement PARTNER AGREEMENT_ID
     ccm-node partner resync-skip PARTNER             stop waiting for a resync after a restore (send as is)
     ccm-node queue [--all]                          pending, failed, parked and undeliverable messages
-    ccm-node queue retry MESSAGE | queue retry --partner PARTNER
+    ccm-node queue retry MESSAGE | queue retry --partner PARTNER [--given-up]
     ccm-node deliver [--once] [--parallel N] ...    the delivery worker
 
 Every refusal is one line on stderr and exit 1 (``AdminError``).
@@ -136,11 +136,20 @@ def _queue_list(env: Env, args: argparse.Namespace) -> int:
 
 
 def _queue_retry(env: Env, args: argparse.Namespace) -> int:
-    from node.exchange.delivery.queue import retry_message, retry_partner
+    from node.exchange.delivery.queue import retry_given_up, retry_message, retry_partner
 
     if (args.message is None) == (args.partner is None):
         raise AdminError("give either a MESSAGE (number or id) or --partner PARTNER")
+    if args.given_up and args.partner is None:
+        raise AdminError("--given-up goes with --partner PARTNER")
     with refusals(), env.session() as session:
+        if args.given_up:
+            partner, requeued, left = retry_given_up(session, args.partner, env.clock.now())
+            audit_change(session, env, "update", "partner", partner.node_id, {"given_up_requeued": requeued})
+            session.commit()
+            print(f"partner {partner.node_id}: {requeued} given-up message(s) queued again"
+                  + (f"; {left} cannot be sent any more (envelope expired or erased)" if left else ""))
+            return 0
         if args.partner is not None:
             partner, waiting = retry_partner(session, args.partner, env.clock.now())
             audit_change(session, env, "update", "partner", partner.node_id, {"backoff": "reset"})
@@ -250,6 +259,8 @@ def register(sub: Any) -> None:
     retry = qsub.add_parser("retry", help="send a message again now, or reset a partner's backoff")
     retry.add_argument("message", nargs="?", metavar="MESSAGE", help="number from 'queue' or message id")
     retry.add_argument("--partner", metavar="PARTNER")
+    retry.add_argument("--given-up", action="store_true",
+                       help="with --partner: queue again every message given up to it (after a long outage)")
     retry.set_defaults(handler=_queue_retry)
 
     p = sub.add_parser("deliver", help="run the delivery worker")

@@ -147,6 +147,10 @@ def test_queue_and_deliver(two: tuple[Path, Path], capsys: pytest.CaptureFixture
     assert "\tok\t" in run(capsys, gbg, "partner", "list")[1]
     code, out, _ = run(capsys, gbg, "queue", "retry", message.message_id)
     assert code == 0 and out.endswith(": queued\n")
+    code, out, _ = run(capsys, gbg, "queue", "retry", "--partner", "ba.cldd-sarajevo", "--given-up")
+    assert code == 0 and "0 given-up message(s) queued again" in out
+    code, _, err = run(capsys, gbg, "queue", "retry", message.message_id, "--given-up")
+    assert code == 1 and "--given-up goes with --partner" in err and err.count("\n") == 1
     code, _, err = run(capsys, gbg, "queue", "retry")
     assert code == 1 and "give either" in err
     code, _, err = run(capsys, gbg, "queue", "retry", "999")

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from node.exchange.delivery.queue import claim, retry_message, retry_partner
+from node.exchange.delivery.queue import QueueError, claim, retry_given_up, retry_message, retry_partner
 from node.exchange.delivery.transport import DeliveryAnswer
 from node.exchange.delivery.worker import DeliveryWorker, WorkerSettings, start_in_process
 from node.exchange.models import OutboundMessage
@@ -123,6 +123,32 @@ def test_retry_horizon_makes_messages_undeliverable(paired: tuple[Node, Node], m
         session.commit()
     assert worker.run(once=True).delivered == 1
     assert _statuses(gbg) == ["delivered", "undeliverable", "undeliverable", "undeliverable"]
+    with gbg.sessionmaker() as session:  # then all the rest at once (ccm-node queue retry --partner --given-up)
+        partner, requeued, left = retry_given_up(session, sarajevo.node_id, gbg.clock.now())
+        session.commit()
+    assert (partner.node_id, requeued, left) == (sarajevo.node_id, 3, 0)
+    assert worker.run(once=True).delivered == 3
+    assert _statuses(gbg) == ["delivered"] * 4
+    for thread in {m.thread for m in gbg.outbound()}:  # each thread in its chain order
+        assert [m.message_id for m in sarajevo.inbound() if m.thread == thread] == [
+            m.message_id for m in sorted(gbg.outbound(), key=lambda m: m.seq) if m.thread == thread]
+
+
+def test_given_up_messages_whose_envelope_expired_stay_given_up(paired: tuple[Node, Node], make_worker: Worker,
+                                                                transport: FlaskTransport) -> None:
+    gbg, sarajevo = paired
+    _send_many(gbg, sarajevo, threads=1, per_thread=2)
+    transport.down.add(sarajevo.base_url)
+    worker = make_worker(gbg)
+    gbg.clock.advance(days=31)  # past the envelopes' 30 days
+    worker.run(once=True)
+    assert {m.last_error for m in gbg.outbound()} == {"envelope_expired"}
+    with gbg.sessionmaker() as session:
+        assert retry_given_up(session, sarajevo.node_id, gbg.clock.now())[1:] == (0, 2)
+        set_status(session, sarajevo.node_id, "revoked", gbg.clock.now())
+        session.commit()
+    with gbg.sessionmaker() as session, pytest.raises(QueueError, match="revoked"):
+        retry_given_up(session, sarajevo.node_id, gbg.clock.now())
 
 
 def test_refusal_for_good_parks_the_message_and_only_its_thread_waits(

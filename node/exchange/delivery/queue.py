@@ -346,3 +346,32 @@ def retry_partner(session: orm.Session, ref: str, now: datetime) -> tuple[Partne
         OutboundMessage.partner_id == partner.id, OutboundMessage.status.in_(PENDING))) or 0
     session.flush()
     return partner, int(waiting)
+
+
+def retry_given_up(session: orm.Session, ref: str, now: datetime) -> tuple[Partner, int, int]:
+    """Queue again, now, every message to a partner that was given up (``undeliverable``: its retry horizon
+    passed, e.g. after a long outage) and can still be sent, and reset the partner's backoff (no commit). They
+    go in chain order per thread, as before.
+
+    Returns:
+        The partner, how many messages were queued again, and how many could not be (their envelope expired or
+        was erased: they stay given up).
+    Raises:
+        PartnerNotFound: no such partner.
+        QueueError: the partner is revoked.
+    """
+    partner = get_partner(session, ref)
+    if partner.status == "revoked":
+        raise QueueError(f"partner {partner.node_id} is revoked")
+    given_up = sa.and_(OutboundMessage.partner_id == partner.id, OutboundMessage.status == "undeliverable")
+    sendable = sa.and_(given_up, OutboundMessage.expires_at > now, sa.func.length(OutboundMessage.envelope) > 0,
+                       OutboundMessage.seq > 0)
+    result = session.execute(
+        sa.update(OutboundMessage).where(sendable)
+        .values(status="queued", queued_at=now, next_attempt_at=now, last_error=None, claimed_by=None,
+                lease_until=None)
+        .execution_options(synchronize_session=False))
+    left = session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage).where(given_up)) or 0
+    reset_backoff(session, partner, now)
+    session.flush()
+    return partner, int(getattr(result, "rowcount", 0) or 0), int(left)
