@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .at_rest.types import EncryptedText
 from .db import Base, UTCDateTime
 
 ROLES = ("admin", "counsellor", "adviser", "coordinator")
@@ -47,8 +48,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    #: base32 TOTP secret once the user has enrolled an authenticator app (None: no second factor)
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    #: base32 TOTP secret once the user has enrolled an authenticator app (None: no second factor); encrypted at
+    #: rest with the data key (node/at_rest, migration 0014)
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText("users.totp_secret", 64))
     #: the last TOTP time step accepted: a code is never accepted twice
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     #: the user must enrol TOTP before using the web interface (always so for admins)

@@ -37,10 +37,15 @@ def alembic_config(engine: sa.Engine) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Migrate to ``revision`` in one transaction; on SQLite then fold the write-ahead log into the database file
+    and truncate it, so that no page image from before an encrypting migration (0012, 0014) stays in the WAL."""
+    from node.exchange.chain.erasure import checkpoint
+
     with engine.begin() as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    checkpoint(engine)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:

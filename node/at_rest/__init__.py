@@ -22,6 +22,8 @@ Encrypted (type, why):
 - ``progress_updates.note``, ``.stage_changes``, ``.interventions``, ``.meetings``, ``.indicators``;
   ``partner_stages.note`` — progress text, sent and received.
 - ``inbound_messages.inner`` — every received message in clear (summaries, notes), kept for non-repudiation.
+- ``users.totp_secret`` — not the returnee's, but the staff's second factor: a stolen copy must not carry it
+  (migration 0014).
 
 Left in clear, and why:
 
@@ -37,7 +39,8 @@ Left in clear, and why:
   requests and tombstones: signed ids, scopes and hashes that other nodes' checks rely on; no free text.
 - ``case_events.detail`` and ``audit_log.detail``: ids, field names and statuses by rule, never personal data.
 - ``outbound_messages.envelope``: sealed to the partner already (encrypted for its key).
-- Partners' cards and keys (public), users (staff), web sessions (hashes).
+- Partners' cards and keys (public), users (staff: names, roles; passwords as argon2 hashes), web sessions
+  (hashes).
 
 Known limits: the length of a value shows (padding would hide it, at a cost); a ciphertext can be swapped
 between two rows of the same column by someone who can write the database (the associated data binds table and

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from node.accounts import User
 from node.at_rest import data_keys_of
 from node.at_rest.cipher import prefix
 from node.at_rest.keys import parse_key_file
@@ -21,6 +22,7 @@ from node.cli import main
 from node.db import make_engine
 from node.exchange.models import InboundMessage
 from node.migrate import current_revision, downgrade, target_metadata, upgrade
+from tests.at_rest.conftest import raw_bytes
 from tests.cases.casedata import create_case, full_case
 
 
@@ -90,6 +92,7 @@ def test_rotation_killed_midway_resumes_and_retires_the_old_key(client, counsell
 
 
 TZ_NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 def _plain_rows(conn: sa.Connection) -> None:
@@ -121,6 +124,10 @@ def _plain_rows(conn: sa.Connection) -> None:
         "received_at", "receipt")), sa.column("inner", sa.LargeBinary)).insert().values(
         partner_id=1, sender="ba.cldd-sarajevo", message_id="m1", type="progress_update", thread="t1", seq=1,
         message_hash="h", envelope_hash="e", received_at=TZ_NOW, receipt="{}", inner=b'{"note":"Felt better"}'))
+    conn.execute(table("users", "id", "username", "display_name", "role", "active", "created_at", "totp_secret",
+                       "totp_required").insert().values(
+        id=1, username="ada.admin", display_name="Ada", role="admin", active=True, created_at=TZ_NOW,
+        totp_secret=TOTP_SECRET, totp_required=True))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -151,7 +158,7 @@ def test_upgrading_a_database_with_rows_encrypts_them_and_downgrading_decrypts(o
     stored = _raw_values(engine)
     assert {context for context, _ in stored} == {"cases.contact_notes", "intake_sections.text",
                                                   "intake_sections.data", "progress_notes.text",
-                                                  "inbound_messages.inner"}
+                                                  "inbound_messages.inner", "users.totp_secret"}  # (0014)
     assert all(raw.startswith(prefix(kid)) for _, raw in stored)
     with engine.connect() as conn:
         assert conn.execute(sa.select(IntakeSection.text, IntakeSection.data)).one() == ("Asthma",
@@ -159,9 +166,12 @@ def test_upgrading_a_database_with_rows_encrypts_them_and_downgrading_decrypts(o
         assert conn.execute(sa.select(ProgressNote.text)).scalar_one() == "Felt better"
         assert conn.execute(sa.select(InboundMessage.inner)).scalar_one() == b'{"note":"Felt better"}'
         assert conn.scalars(sa.select(DataKeyRecord.kid)).all() == [kid]
+        assert conn.execute(sa.select(User.totp_secret)).scalar_one() == TOTP_SECRET
+    assert TOTP_SECRET.encode() not in raw_bytes(engine)
 
     downgrade(engine, "0011_notifications")
     with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT totp_secret FROM users")).scalar_one() == TOTP_SECRET
         assert conn.execute(sa.text("SELECT text FROM intake_sections")).scalar_one() == "Asthma"
         assert conn.execute(sa.text("SELECT contact_notes FROM cases")).scalar_one() == "Call after six"
 

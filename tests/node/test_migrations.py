@@ -28,6 +28,11 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
     return eng
 
 
+#: Revisions that change only stored values (and, on PostgreSQL, a column's type): their upgrade and downgrade are
+#: tested with data in tests/at_rest/test_rotation.py.
+DATA_ONLY = frozenset({"0014_totp_at_rest"})
+
+
 def _tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
 
@@ -52,7 +57,7 @@ def test_upgrade_downgrade_each_revision(empty_engine: sa.Engine) -> None:
         migrate.upgrade(empty_engine, rev)
         assert migrate.current_revision(empty_engine) == rev
         seen.append(_schema(empty_engine))
-        assert seen[-1] != seen[-2], f"{rev} changed nothing"
+        assert seen[-1] != seen[-2] or rev in DATA_ONLY, f"{rev} changed nothing"
     for i in range(len(revisions) - 1, -1, -1):  # and down again
         target = revisions[i - 1] if i > 0 else "base"
         migrate.downgrade(empty_engine, target)

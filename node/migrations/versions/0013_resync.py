@@ -17,12 +17,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("partners") as batch:
-        batch.add_column(sa.Column("resync_since", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("resync_after", sa.BigInteger(), nullable=True))
+    op.add_column("partners", sa.Column("resync_since", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("partners", sa.Column("resync_after", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("partners") as batch:
-        batch.drop_column("resync_after")
-        batch.drop_column("resync_since")
+    # In place (SQLite 3.35+ drops a column in place): a batch copy would drop the table others refer to.
+    op.drop_column("partners", "resync_after")
+    op.drop_column("partners", "resync_since")
