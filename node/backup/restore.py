@@ -294,11 +294,12 @@ def restore_backup(data_dir: Path, data: bytes, *, now: datetime, key_file: Path
     result = RestoreResult(manifest, url, journal_lines_after_backup=len(newer), journal_missing=missing)
     engine = make_engine(url)  # not bound to the journal: what is made again is journalled already
     try:
-        migrate.upgrade(engine)
-        try:  # the encrypted columns (node/at_rest) need the data key the archive or the directory holds
+        try:  # the encrypted columns (node/at_rest) need the data key the archive or the directory holds, and
+            # so do the migrations that encrypt what a backup from an older version holds in clear (0012, 0014)
             open_node_data_keys(load_config(data_dir), engine, now)
         except ConfigError as exc:
             raise BackupError(f"the database was restored but cannot be opened: {exc}") from None
+        migrate.upgrade(engine)
         sessions = make_sessionmaker(engine)
         for entry in newer:
             with sessions() as session, session.begin():

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from node.accounts import User
 from node.backup import journal
 from node.backup.archive import Backup, BackupError, create_backup
 from node.backup.restore import RestoreResult, restore_backup
@@ -22,7 +23,8 @@ from node.exchange.chain.erasure import erase_handover
 from node.exchange.chain.models import ErasureRequest, Tombstone
 from node.exchange.handovers.models import Handover
 from node.exchange.models import InboundMessage, OutboundMessage
-from node.migrate import current_revision
+from node.migrate import current_revision, downgrade, head_revision, upgrade
+from tests.at_rest.conftest import raw_bytes
 from tests.backup.resync_support import resync
 from tests.exchange.cli_runner import run
 from tests.exchange.conftest import Node
@@ -270,3 +272,24 @@ def test_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     code, stdout, _ = run(capsys, fresh, "db", "current")
     assert code == 0 and "upgrade needed" not in stdout
     assert run(capsys, node, "backup", "restore", str(out))[0] == 0  # onto the node itself, stopped
+
+
+def test_a_backup_from_an_older_version_is_migrated_with_the_data_key(desks: tuple[Desk, Desk], tmp_path: Path) -> None:
+    """A backup taken before migration 0014 holds the staff's TOTP secrets in clear; the restore binds the data
+    key before it migrates, so they come back encrypted (and readable)."""
+    _gbg, sarajevo = desks
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    with sarajevo.node.sessionmaker() as session:
+        user = session.scalars(sa.select(User).order_by(User.id)).first()
+        assert user is not None
+        user.totp_secret = secret
+        session.commit()
+    downgrade(sarajevo.node.engine, "0013_resync")  # the older version's database
+    out = tmp_path / "old.ccmbackup"
+    assert backup(sarajevo.node, out).manifest["schema_revision"] == "0013_resync"
+    upgrade(sarajevo.node.engine)
+    restore(sarajevo.node, out)
+    assert current_revision(sarajevo.node.engine) == head_revision(sarajevo.node.engine)
+    with sarajevo.node.sessionmaker() as session:
+        assert session.scalar(sa.select(User.totp_secret).where(User.totp_secret.is_not(None))) == secret
+    assert secret.encode() not in raw_bytes(sarajevo.node.engine)
