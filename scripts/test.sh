@@ -14,4 +14,6 @@ echo "== mypy --strict protocol"
 echo "== protocol vectors"
 .venv/bin/ccm-protocol vectors --check
 echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+# In parallel: CCM_TEST_WORKERS processes (default 2), whole files per process (--dist loadfile keeps a file's
+# module- and session-scoped fixtures in one process). Later arguments win: `scripts/test.sh -n 0` runs serially.
+exec .venv/bin/python -m pytest -n "${CCM_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -193,7 +193,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         engine.dispose()
 
 
-def _empty(engine: sa.Engine) -> None:
+def empty_database(engine: sa.Engine) -> None:
+    """Delete every row (the data key registry too), as `nodes` does before every test."""
     with engine.begin() as conn:
         for table in reversed(target_metadata().sorted_tables):
             conn.execute(table.delete())
@@ -214,7 +215,7 @@ def nodes(world: World) -> dict[str, Node]:
     world.clock.set(START)
     made: dict[str, Node] = {}
     for key in NODES:
-        _empty(world.engines[key])
+        empty_database(world.engines[key])
         made[key] = Node(key, world.apps[key], world.engines[key], world.clock)
     return made
 

@@ -50,7 +50,17 @@ from protocol import (
     verify_receipt,
 )
 from protocol.times import format_time
-from tests.exchange.conftest import AGREEMENT, NODES, POLICY, FlaskTransport, Node, World, note_body, thread_id
+from tests.exchange.conftest import (
+    AGREEMENT,
+    NODES,
+    POLICY,
+    FlaskTransport,
+    Node,
+    World,
+    empty_database,
+    note_body,
+    thread_id,
+)
 
 Post = tuple[int | None, bytes, str | None]
 
@@ -63,6 +73,11 @@ def key_apps(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     for key in ("gbg", "sarajevo"):
         node_id, name, url = NODES[key]
         engine = world.engines[key]
+        # The world's apps registered their own data keys in these databases; a fresh data directory has none,
+        # and create_app refuses it while the database names a key it lacks. Empty the databases first (as
+        # ``nodes`` does before every test) instead of relying on an earlier module having done so: run alone,
+        # or after a fresh ``world`` (as under pytest-xdist), the module failed at setup.
+        empty_database(engine)
         config = config_for_tests(root / key, engine.url.render_as_string(hide_password=False), node_id=node_id,
                                   name=name, base_url=url)
         app = create_app(config, clock=world.clock, engine=engine)
