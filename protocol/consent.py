@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 import nacl.signing
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 
 from .custody import CLOCK_SKEW, verify_custody
 from .errors import (
@@ -30,6 +30,7 @@ from .errors import (
     UnknownKeyError,
     WrongRecipientError,
 )
+from .fastschema import Acceptor, fast_loader
 from .fields import parse_date
 from .messages import validate_body
 from .signing import sign_json, verify_signed_json
@@ -57,14 +58,15 @@ __all__ = [
 ]
 
 ADULT_AGE = 18
-_CONSENT_SCHEMA = ConsentRecordSchema()
-_SIGNED_CONSENT_SCHEMA = SignedConsentRecordSchema()
-_SUMMARY_SCHEMA = SummarySchema()
+# Each schema's load with its fast acceptor in front (``protocol.fastschema``; the schema decides the rest).
+_CONSENT_SCHEMA = fast_loader(ConsentRecordSchema())
+_SIGNED_CONSENT_SCHEMA = fast_loader(SignedConsentRecordSchema())
+_SUMMARY_SCHEMA = fast_loader(SummarySchema())
 
 
-def _load(schema: Schema, data: object, what: str) -> dict[str, Any]:
+def _load(load: Acceptor, data: object, what: str) -> dict[str, Any]:
     try:
-        loaded: dict[str, Any] = schema.load(data)  # type: ignore[arg-type]
+        loaded: dict[str, Any] = load(data)
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise SchemaError(f"{what} does not match its schema", errors=messages) from None
