@@ -27,7 +27,7 @@ from marshmallow import RAISE, Schema, fields, missing
 from marshmallow.decorators import VALIDATES_SCHEMA
 from marshmallow.validate import Validator
 
-from .fields import Bool, _Checked
+from .fields import Bool, Checked
 
 #: An acceptor: the loaded value, as ``Schema.load`` (or a field's ``deserialize``) returns it, or an exception.
 Acceptor = Callable[[Any], Any]
@@ -71,10 +71,10 @@ def _with_validators(field: fields.Field[Any], accept: Acceptor) -> Acceptor:
     return validated
 
 
-def _checked(field: _Checked) -> Acceptor:
-    if type(field)._deserialize is not _Checked._deserialize or type(field)._validate is not _Checked._validate:
-        raise NotCompilable(f"{field!r}: a _Checked with its own _deserialize or _validate")
-    check = field._check
+def _checked(field: Checked) -> Acceptor:
+    check = field.plain_check()
+    if check is None:
+        raise NotCompilable(f"{field!r}: a Checked field with its own _deserialize or _validate")
 
     def accept(value: Any) -> str:
         if type(value) is not str:
@@ -109,7 +109,7 @@ def _list(inner: Acceptor, check: Callable[[str], None] | None) -> Acceptor:
             raise Refused
         return [inner(member) for member in value]
 
-    def accept_checked(value: Any) -> list[Any]:  # a list of _Checked strings: the check inlined
+    def accept_checked(value: Any) -> list[Any]:  # a list of Checked strings: the check inlined
         if type(value) is not list:
             raise Refused
         for member in value:
@@ -140,7 +140,7 @@ def field_acceptor(field: fields.Field[Any]) -> Acceptor:
         NotCompilable: a field type or option not mirrored here.
     """
     _plain_field(field)
-    if isinstance(field, _Checked):
+    if isinstance(field, Checked):
         return _checked(field)
     kind = type(field)
     if kind is Bool:
@@ -151,7 +151,7 @@ def field_acceptor(field: fields.Field[Any]) -> Acceptor:
         return _with_validators(field, _strict_integer)
     if kind is fields.List:
         inner = field.inner  # type: ignore[attr-defined]
-        return _with_validators(field, _list(field_acceptor(inner), inner._check if isinstance(inner, _Checked)
+        return _with_validators(field, _list(field_acceptor(inner), inner.plain_check() if isinstance(inner, Checked)
                                              else None))
     if kind is fields.Dict:
         key_field, value_field = field.key_field, field.value_field  # type: ignore[attr-defined]
@@ -179,7 +179,7 @@ def schema_acceptor(schema: Schema) -> Acceptor:
         if hook_many or options.get("pass_original"):
             raise NotCompilable(f"{schema!r}: a validates_schema hook with pass_many or pass_original")
         validators.append(getattr(schema, attr_name))
-    # (data key, attribute, required, the check of a _Checked field or None, the field's acceptor)
+    # (data key, attribute, required, the check of a Checked field or None, the field's acceptor)
     plan: list[tuple[str, str, bool, Callable[[str], None] | None, Acceptor]] = []
     for attr_name, field in schema.load_fields.items():
         data_key = field.data_key if field.data_key is not None else attr_name
@@ -187,7 +187,7 @@ def schema_acceptor(schema: Schema) -> Acceptor:
         if "." in key:
             raise NotCompilable(f"{schema!r}: the dotted attribute {key}")
         member = field_acceptor(field)
-        check = field._check if isinstance(field, _Checked) else None  # inlined below: most members are these
+        check = field.plain_check() if isinstance(field, Checked) else None  # inlined below: most members are these
         plan.append((data_key, key, field.required, check, member))
     if len({entry[0] for entry in plan}) != len(plan) or len({entry[1] for entry in plan}) != len(plan):
         raise NotCompilable(f"{schema!r}: two fields share a data key or an attribute")

@@ -110,7 +110,7 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-class _Checked(fields.String):
+class Checked(fields.String):
     """A JSON string, checked by one function and returned unchanged.
 
     One check per field (rather than a list of marshmallow validators) keeps validation of a whole handover
@@ -129,6 +129,14 @@ class _Checked(fields.String):
 
     def _validate(self, value: Any) -> None:
         """Nothing more to do: ``_deserialize`` ran the one check (skips marshmallow's validator chain)."""
+
+    def plain_check(self) -> Callable[[str], None] | None:
+        """The one check this field runs on a string, or None when its class runs more (it overrides
+        ``_deserialize`` or ``_validate``): what a compiled acceptor may call instead (``protocol.fastschema``)."""
+        cls = type(self)
+        if cls._deserialize is not Checked._deserialize or cls._validate is not Checked._validate:
+            return None
+        return self._check
 
 
 def _text_check(max_length: int, controls: re.Pattern[str]) -> Callable[[str], None]:
@@ -195,28 +203,28 @@ def _date_check(value: str) -> None:
         raise ValidationError("Not a date of the form YYYY-MM-DD (years 1900-2199).") from None
 
 
-class Line(_Checked):
+class Line(Checked):
     """Single-line text: 1..``max_length`` code points, no control or line-separator characters."""
 
     def __init__(self, max_length: int = LINE_MAX, **kwargs: Any) -> None:
         super().__init__(_text_check(max_length, _CONTROLS_RE), **kwargs)
 
 
-class Text(_Checked):
+class Text(Checked):
     """Free text: 1..``max_length`` code points; tab, LF and CR allowed, other control characters not."""
 
     def __init__(self, max_length: int = TEXT_MAX, **kwargs: Any) -> None:
         super().__init__(_text_check(max_length, _TEXT_CONTROLS_RE), **kwargs)
 
 
-class Pattern(_Checked):
+class Pattern(Checked):
     """An ASCII token that must match ``regex`` in full."""
 
     def __init__(self, regex: re.Pattern[str], message: str, **kwargs: Any) -> None:
         super().__init__(_pattern_check(regex, message), **kwargs)
 
 
-class Enum(_Checked):
+class Enum(Checked):
     """A string from a closed set of values."""
 
     def __init__(self, choices: tuple[str, ...], **kwargs: Any) -> None:
@@ -225,28 +233,28 @@ class Enum(_Checked):
         super().__init__(_member_check(frozenset(choices), message), **kwargs)
 
 
-class Time(_Checked):
+class Time(Checked):
     """A UTC instant as ``YYYY-MM-DDTHH:MM:SSZ`` (kept as the string)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(_time_check, **kwargs)
 
 
-class Date(_Checked):
+class Date(Checked):
     """A calendar date as ``YYYY-MM-DD`` (kept as the string)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(_date_check, **kwargs)
 
 
-def country(**kwargs: Any) -> _Checked:
+def country(**kwargs: Any) -> Checked:
     """An ISO 3166-1 alpha-2 code in upper case (or ``XK``)."""
-    return _Checked(_member_check(COUNTRY_CODES, "Not an ISO 3166-1 alpha-2 country code."), **kwargs)
+    return Checked(_member_check(COUNTRY_CODES, "Not an ISO 3166-1 alpha-2 country code."), **kwargs)
 
 
-def currency(**kwargs: Any) -> _Checked:
+def currency(**kwargs: Any) -> Checked:
     """An ISO 4217 alphabetic currency code."""
-    return _Checked(_member_check(CURRENCY_CODES, "Not an ISO 4217 currency code."), **kwargs)
+    return Checked(_member_check(CURRENCY_CODES, "Not an ISO 4217 currency code."), **kwargs)
 
 
 def _language_check(value: str) -> None:
@@ -254,9 +262,9 @@ def _language_check(value: str) -> None:
         raise ValidationError("Not a BCP 47 language tag.")
 
 
-def language(**kwargs: Any) -> _Checked:
+def language(**kwargs: Any) -> Checked:
     """A BCP 47 language tag such as ``sv``, ``bs-Latn`` or ``ar-IQ``."""
-    return _Checked(_language_check, **kwargs)
+    return Checked(_language_check, **kwargs)
 
 
 def node_id(**kwargs: Any) -> Pattern:
@@ -299,9 +307,9 @@ def _email_check(value: str) -> None:
         raise ValidationError("Not an e-mail address.")
 
 
-def email(**kwargs: Any) -> _Checked:
+def email(**kwargs: Any) -> Checked:
     """An e-mail address (a plain local part, a DNS domain), at most 254 characters."""
-    return _Checked(_email_check, **kwargs)
+    return Checked(_email_check, **kwargs)
 
 
 class Bool(fields.Boolean):

@@ -267,7 +267,8 @@ class KeyRotatedSchema(StrictSchema):
             raise ValidationError("The overlap may last at most 365 days.", field_name="overlap_until")
 
 
-_SCHEMAS: Mapping[str, StrictSchema] = MappingProxyType({
+#: Every message type's body schema (the reference the fast acceptors are made from and checked against).
+BODY_SCHEMAS: Mapping[str, StrictSchema] = MappingProxyType({
     "handover": HandoverSchema(),
     "receipt": ReceiptSchema(),
     "handover_accepted": HandoverAcceptedSchema(),
@@ -283,7 +284,7 @@ _SCHEMAS: Mapping[str, StrictSchema] = MappingProxyType({
 #: Their ``load`` with a fast acceptor made from each in front (``protocol.fastschema``): a body the acceptor
 #: accepts is valid and loads to what the schema returns; any other the schema decides, and words the errors.
 _LOADERS: Mapping[str, Acceptor] = MappingProxyType({
-    msg_type: fast_loader(schema) for msg_type, schema in _SCHEMAS.items()})
+    msg_type: fast_loader(schema) for msg_type, schema in BODY_SCHEMAS.items()})
 
 
 def validate_body(msg_type: str, body: object) -> dict[str, Any]:
@@ -301,7 +302,7 @@ def validate_body(msg_type: str, body: object) -> dict[str, Any]:
     A body of the usual shape is recognised by the type's fast acceptor (``protocol.fastschema``, made from the
     schema); the schema itself (marshmallow) runs on any other, so it alone refuses a body and words why.
     """
-    schema = _SCHEMAS.get(msg_type) if isinstance(msg_type, str) else None
+    schema = BODY_SCHEMAS.get(msg_type) if isinstance(msg_type, str) else None
     if schema is None:
         raise MalformedError("unknown message type")
     try:
@@ -336,6 +337,6 @@ def enumerations() -> dict[str, tuple[str, ...]]:
         "Country": tuple(sorted(COUNTRY_CODES)), "Currency": tuple(sorted(CURRENCY_CODES)),
         "MessageType": tuple(sorted(MESSAGE_TYPES)),
     }
-    for msg_type in sorted(_SCHEMAS):
-        _enums_of(_SCHEMAS[msg_type], msg_type, found)
+    for msg_type in sorted(BODY_SCHEMAS):
+        _enums_of(BODY_SCHEMAS[msg_type], msg_type, found)
     return found

@@ -22,14 +22,14 @@ from marshmallow import ValidationError, fields, post_load
 from protocol.canonical import strict_loads
 from protocol.fastschema import NotCompilable, Refused, compile_schema, field_acceptor, schema_acceptor
 from protocol.fields import StrictSchema, Text
-from protocol.messages import _SCHEMAS, MESSAGE_TYPES, validate_body
+from protocol.messages import BODY_SCHEMAS, MESSAGE_TYPES, validate_body
 from protocol.summary import ConsentRecordSchema, SignedConsentRecordSchema, SummarySchema
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
 SAMPLES: dict[str, Any] = strict_loads((VECTORS / "sample_bodies.json").read_bytes())
 #: The body schemas and the consent module's own (a consent record alone, signed or not, and a summary alone).
-REFERENCE = {**_SCHEMAS, "consent record": ConsentRecordSchema(), "signed consent record": SignedConsentRecordSchema(),
-             "summary": SummarySchema()}
+REFERENCE = {**BODY_SCHEMAS, "consent record": ConsentRecordSchema(),
+             "signed consent record": SignedConsentRecordSchema(), "summary": SummarySchema()}
 _ACCEPTORS = {name: compile_schema(schema) for name, schema in REFERENCE.items()}
 
 
