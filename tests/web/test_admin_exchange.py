@@ -165,6 +165,19 @@ def test_adding_with_the_right_fingerprint_trusts_and_audits(admin: WebClient, e
     assert again.status_code == 409 and "a partner already" in admin.text(again)
 
 
+def test_a_partner_waiting_for_a_resync_after_a_restore_says_so(admin: WebClient, engine: sa.Engine,
+                                                                partner_card: bytes, clock: FakeClock) -> None:
+    _trusted(admin, partner_card, engine)
+    assert "Resync pending" not in admin.text(admin.get("/admin/partners"))
+    with make_sessionmaker(engine)() as session:  # what ccm-node backup restore does
+        session.execute(sa.update(Partner).values(resync_since=clock.now() - timedelta(hours=1)))
+        session.commit()
+    listed = admin.text(admin.get("/admin/partners"))
+    assert "Resync pending" in listed
+    page = admin.text(admin.get(f"/admin/partners/{PARTNER}"))
+    assert "restored from a backup and is getting back in step" in page
+
+
 def test_a_bad_agreement_a_bad_file_and_a_tampered_card_are_field_errors(admin: WebClient, engine: sa.Engine,
                                                                          partner_card: bytes) -> None:
     page = admin.text(_upload(admin, partner_card))

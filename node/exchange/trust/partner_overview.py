@@ -41,6 +41,8 @@ class PartnerFigures:
     parked: int
     undeliverable: int
     retry_at: datetime | None
+    #: restored from a backup: waiting to be back in step with this partner since then (node/exchange/resync)
+    resync_since: datetime | None
     last_error: str | None
     last_error_at: datetime | None
     last_error_message: str | None
@@ -92,7 +94,7 @@ def partner_figures(session: orm.Session, partners: Sequence[Partner] | None = N
             last_attempt=_later(row.attempted if row else None, p.retry_last_at),
             queue_depth=int(row.depth) if row else 0, failing=int(row.failing) if row else 0,
             parked=int(row.parked) if row else 0, undeliverable=int(row.undeliverable) if row else 0,
-            retry_at=p.retry_at,
+            retry_at=p.retry_at, resync_since=p.resync_since,
             last_error=error.last_error if error else None,
             last_error_at=error.last_attempt_at if error else None,
             last_error_message=error.message_id if error else None,
