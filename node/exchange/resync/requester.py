@@ -158,11 +158,14 @@ def resync_partner(sessions: orm.sessionmaker[orm.Session], partner_id: int, *, 
 
 
 def run_resync(sessions: orm.sessionmaker[orm.Session], *, identity: NodeIdentity, clock: Clock,
-               post: Post) -> Sequence[ResyncOutcome]:
-    """One turn: every partner out of step whose backoff allows it, one after the other."""
-    with sessions() as session:
-        waiting = out_of_step(session, clock.now())
-    return [resync_partner(sessions, partner_id, identity=identity, clock=clock, post=post) for partner_id in waiting]
+               post: Post, partner_ids: Sequence[int] | None = None) -> Sequence[ResyncOutcome]:
+    """One turn: every partner out of step whose backoff allows it (or ``partner_ids``, found so by the
+    caller), one after the other."""
+    if partner_ids is None:
+        with sessions() as session:
+            partner_ids = out_of_step(session, clock.now())
+    return [resync_partner(sessions, partner_id, identity=identity, clock=clock, post=post)
+            for partner_id in partner_ids]
 
 
 def resync_loop(stop: threading.Event, *, sessionmaker: orm.sessionmaker[orm.Session], config: NodeConfig,
@@ -175,9 +178,10 @@ def resync_loop(stop: threading.Event, *, sessionmaker: orm.sessionmaker[orm.Ses
     while True:
         try:
             with sessionmaker() as session:
-                waiting = bool(out_of_step(session, clock.now()))
+                waiting = out_of_step(session, clock.now())
             if waiting:
-                run_resync(sessionmaker, identity=load_identity(config, clock.now()), clock=clock, post=post)
+                run_resync(sessionmaker, identity=load_identity(config, clock.now()), clock=clock, post=post,
+                           partner_ids=waiting)
         except Exception as exc:  # a database or key file problem must not stop the delivery worker
             log.warning("resync run failed: %s", type(exc).__name__)
         if stop.wait(every.total_seconds()):
