@@ -17,6 +17,7 @@ Every refusal is one line on stderr and exit 1 (``AdminError``).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import threading
@@ -202,6 +203,7 @@ def _deliver(env: Env, args: argparse.Namespace) -> int:
     else:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # a stuck worker shows where: kill -USR1 PID
         print(f"delivery worker {worker.worker_id} started ({settings.parallel} in parallel)", flush=True)
     retention = threading.Thread(target=_retention, args=(stop, env, sessionmaker), name="retention", daemon=True)
     notifications = threading.Thread(target=_notifications, args=(stop, env, sessionmaker), name="notifications",

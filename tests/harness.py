@@ -144,11 +144,21 @@ class NodeProcess:
                  *(["--agreement", agreement] if agreement else []))
 
     def stop_process(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
-                     timeout: float = 20) -> int:
-        """Signal one spawned process (SIGKILL for fault tests) and wait for it."""
+                     timeout: float = 45) -> int:
+        """Signal one spawned process (SIGKILL for fault tests) and wait for it. A delivery worker finishes
+        the attempts in flight first (up to 5 s to connect and 30 s to read), hence the 45 s; past them, its
+        threads' stacks go to its log and into the failure."""
         if proc.poll() is None:
             os.killpg(proc.pid, sig)
-        return proc.wait(timeout=timeout)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGUSR1)  # the delivery worker dumps its threads' stacks into the log
+            time.sleep(1)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{self.node_id}: process {proc.pid} did not stop within {timeout} s; "
+                                 f"its log ends:\n{self.log.read_text(errors='replace')[-6000:]}") from None
 
     # -- the API -------------------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
