@@ -1,7 +1,7 @@
 """Per-stage CPU cost of a handover, in one process (no HTTP, no gunicorn), to find what to optimise.
 
     .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql|both] [--handovers 200]
-        [--profile api|inbox|bare|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime] [--top 30]
+        [--profile api|inbox|bare|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime|package] [--top 30]
         [--sql]
 
 Two nodes (Göteborg → Sarajevo) are built with ``create_app`` on their own databases (a SQLite file, or a
@@ -163,10 +163,40 @@ def timed(label: str, count: int, fn: Callable[[], None], profile: str | None, t
         print(profiler.output_text(unicode=False, color=False, show_all=False))
     elif profile == "cprofile":
         profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
-        print(out.getvalue())
+        if sort == "package":
+            print(by_package(pstats.Stats(profiler), count, top))
+        else:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
+            print(out.getvalue())
     return cpu / count * 1000
+
+
+def package_of(filename: str) -> str:
+    """Where a profiled function lives: our module (``node.exchange.inbox``), a library (``sqlalchemy``), the
+    standard library (``stdlib``) or a built-in (``~``)."""
+    if filename == "~" or filename.startswith("<"):
+        return "built-in"
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        return path.parts[path.parts.index("site-packages") + 1].removesuffix(".py")
+    try:
+        parts = path.resolve().relative_to(ROOT).with_suffix("").parts
+    except ValueError:
+        return "stdlib"
+    return ".".join(parts[:3] if parts[0] == "node" and len(parts) > 3 else parts[:2])
+
+
+def by_package(stats: pstats.Stats, count: int, top: int) -> str:
+    """Own time (tottime) per package, in µs per handover, largest first: where the time is spent, not who
+    asked for it."""
+    totals: dict[str, float] = {}
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        key = package_of(filename)
+        totals[key] = totals.get(key, 0.0) + tottime
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    whole = sum(totals.values())
+    return "\n".join(f"    {name:36s} {seconds / count * 1e6:8.0f} µs  {seconds / whole:5.1%}" for name, seconds in rows)
 
 
 def budget(backend: str, api_ms: float, inbox_ms: float, bare_ms: float) -> list[str]:
@@ -307,8 +337,8 @@ def main() -> int:
     parser.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile")
     parser.add_argument("--top", type=int, default=30, help="functions shown by cProfile (30)")
     parser.add_argument("--sql", action="store_true", help="print the statements of one handover")
-    parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime"),
-                        help="cProfile's order (cumulative)")
+    parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime", "package"),
+                        help="cProfile's order (cumulative); package: own time summed per package")
     args = parser.parse_args()
     if args.profile and args.profiler == "pyinstrument" and importlib.util.find_spec("pyinstrument") is None:
         parser.error("pyinstrument is not installed: .venv/bin/pip install pyinstrument, or --profiler cprofile")

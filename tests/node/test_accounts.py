@@ -89,7 +89,7 @@ def test_check_token_says_when_the_last_use_is_due(db_session: orm.Session, cloc
     user = accounts.create_user(db_session, username="lina", role="adviser", now=clock.now())
     token = accounts.create_token(db_session, user, now=clock.now(), days=2)
     use = accounts.check_token(db_session, token, clock.now())
-    assert use is not None and use.user is user and use.stale
+    assert use is not None and (use.user_id, use.username, use.role) == (user.id, "lina", "adviser") and use.stale
     accounts.mark_used(db_session, use.token_id, clock.now())
     db_session.expire_all()
     use = accounts.check_token(db_session, token, clock.advance(seconds=30))
