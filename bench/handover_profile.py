@@ -1,14 +1,17 @@
 """Per-stage CPU cost of a handover, in one process (no HTTP, no gunicorn), to find what to optimise.
 
     .venv/bin/python -m bench.handover_profile [--backend sqlite|postgresql|both] [--handovers 200]
-        [--profile api|inbox|bare|record] [--profiler cprofile|pyinstrument] [--sort cumulative|tottime|package] [--top 30]
-        [--sql]
+        [--profile api|inbox|bare|record] [--profiler cprofile|pyinstrument]
+        [--sort cumulative|tottime|package] [--top 30] [--sql]
 
 Two nodes (Göteborg → Sarajevo) are built with ``create_app`` on their own databases (a SQLite file, or a
 fresh PostgreSQL database dropped at the end), partnered under an agreement; N cases with a consent are made
 through Göteborg's API (Flask test client). Then, one stage at a time, each timed per handover:
 
-1. ``api``: ``POST /api/v1/cases/{id}/handovers`` through the test client (the sending API);
+1. ``api``: ``POST /api/v1/cases/{id}/handovers`` through the test client (the sending API), with the CPU of
+   the database driver's statements and commit measured apart (``bench/handover_floor.py``);
+   ``floor``: the same requests to a bench-only route with the API's token check, Flask and flask-smorest
+   with the same schemas, and no handover: the floor of any sending API on this stack, this run;
 2. ``inbox``: each queued envelope posted to Sarajevo's ``/federation/v1/inbox`` (the receiving side);
 3. ``bare``: the same envelopes posted to a bare inbox (``bench/bare_inbox.py``: verify + decrypt, one INSERT,
    a signed receipt) with Sarajevo's keys, on a database of the same kind: the floor of any inbox, this run;
@@ -16,10 +19,12 @@ through Göteborg's API (Flask test client). Then, one stage at a time, each tim
    ``record_outcomes`` transaction per 8 of them, as a worker with 8 threads would.
 
 Each stage prints its CPU and wall time and its SQL statements per handover (``before_cursor_execute``), then
-the budget lines of issue #16: the sending API at most ``API_BUDGET_MS`` ms CPU per handover on SQLite (the
-PostgreSQL figure is printed for the record), and the inbox at most ``INBOX_BUDGET`` times the bare inbox's CPU
-of the same run. With ``--profile STAGE`` that stage runs under cProfile and the top functions by cumulative
-time are printed; with ``--sql`` the SQL statements of one more handover (API and inbox) are printed.
+where the sending API's time goes (request floor, driver, the rest), then the budget lines of issue #16: the
+sending API at most ``API_BUDGET_MS`` ms CPU per handover on SQLite (the PostgreSQL figure is printed for the
+record), and the inbox at most ``INBOX_BUDGET`` times the bare inbox's CPU of the same run. With ``--profile
+STAGE`` that stage runs under cProfile and the top functions by cumulative time are printed (``--sort
+package``: own time summed per package); with ``--sql`` the SQL statements of one more handover (API and
+inbox) are printed.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ if str(ROOT) not in sys.path:
 from bench.bare_inbox import BARE_INBOX, METADATA  # noqa: E402
 from bench.bare_inbox import make_app as make_bare_inbox  # noqa: E402
 from bench.bench_support import databases  # noqa: E402
+from bench.handover_floor import FLOOR_PREFIX, driver_costs, floor_lines, register_floor  # noqa: E402
 from node import create_app  # noqa: E402
 from node.accounts import create_token, create_user  # noqa: E402
 from node.clock import SystemClock  # noqa: E402
@@ -60,6 +66,7 @@ from node.exchange.delivery.queue import Claim, record_outcomes  # noqa: E402
 from node.exchange.delivery.retry import RetryPolicy  # noqa: E402
 from node.exchange.delivery.transport import INBOX_PATH, DeliveryAnswer  # noqa: E402
 from node.exchange.delivery.worker import DeliveryWorker  # noqa: E402
+from node.exchange.handovers.schemas import HandoverOut  # noqa: E402
 from node.exchange.models import OutboundMessage  # noqa: E402
 from node.exchange.trust.keystore import generate_node_keys, identity_for_app, key_path  # noqa: E402
 from node.exchange.trust.partners import add_partner  # noqa: E402
@@ -82,7 +89,8 @@ CASE: dict[str, Any] = {
 }
 
 
-def make_node(root: Path, node: tuple[str, str], url: str | None) -> Flask:
+def make_node(root: Path, node: tuple[str, str], url: str | None,
+              floor_answers: dict[str, Any] | None = None) -> Flask:
     data_dir = root / node[0]
     data_dir.mkdir()
     generate_node_keys(data_dir, node[0])
@@ -91,7 +99,10 @@ def make_node(root: Path, node: tuple[str, str], url: str | None) -> Flask:
     upgrade(engine)
     config = config_for_tests(data_dir, database_url, node_id=node[0], name=node[1],
                               base_url=f"http://{node[0]}.test")
-    return create_app(config, clock=SystemClock(), engine=engine)
+    app = create_app(config, clock=SystemClock(), engine=engine)
+    if floor_answers is not None:
+        register_floor(app, floor_answers)
+    return app
 
 
 def pair(a: Flask, b: Flask) -> None:
@@ -196,7 +207,8 @@ def by_package(stats: pstats.Stats, count: int, top: int) -> str:
         totals[key] = totals.get(key, 0.0) + tottime
     rows = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
     whole = sum(totals.values())
-    return "\n".join(f"    {name:36s} {seconds / count * 1e6:8.0f} µs  {seconds / whole:5.1%}" for name, seconds in rows)
+    return "\n".join(f"    {name:36s} {seconds / count * 1e6:8.0f} µs  {seconds / whole:5.1%}"
+                     for name, seconds in rows)
 
 
 def budget(backend: str, api_ms: float, inbox_ms: float, bare_ms: float) -> list[str]:
@@ -213,13 +225,14 @@ def budget(backend: str, api_ms: float, inbox_ms: float, bare_ms: float) -> list
 
 
 @contextlib.contextmanager
-def nodes(backend: str) -> Iterator[tuple[Flask, Flask, Flask]]:
-    """Göteborg and Sarajevo, partners, and a bare inbox with Sarajevo's keys on a database of the same kind."""
+def nodes(backend: str, floor_answers: dict[str, Any]) -> Iterator[tuple[Flask, Flask, Flask]]:
+    """Göteborg (with the floor route answering ``floor_answers``) and Sarajevo, partners, and a bare inbox
+    with Sarajevo's keys on a database of the same kind."""
     with contextlib.ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="ccm-hprof-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
         make_url = databases(stack, backend)
-        apps = (make_node(root, SENDER, make_url()), make_node(root, RECEIVER, make_url()))
+        apps = (make_node(root, SENDER, make_url(), floor_answers), make_node(root, RECEIVER, make_url()))
         for app in apps:
             stack.callback(app.extensions["ccm"].engine.dispose)
         pair(*apps)
@@ -235,7 +248,8 @@ def nodes(backend: str) -> Iterator[tuple[Flask, Flask, Flask]]:
 def run(backend: str, count: int, stage: str | None = None, profiler: str = "cprofile", top: int = 30,
         sql: bool = False, sort: str = "cumulative") -> list[str]:
     """Measure every stage on one database; print them and return the budget lines."""
-    with nodes(backend) as (gbg, sarajevo, bare):
+    floor_answers: dict[str, Any] = {}
+    with nodes(backend, floor_answers) as (gbg, sarajevo, bare):
         secret = token(gbg)
         valid_until = (date.today() + timedelta(days=365)).isoformat()
         cases = []
@@ -250,10 +264,22 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
 
         def api() -> None:
             for case_id, consent_id in cases:
-                call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
+                floor_answers[case_id] = call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
+                                              json={"recipient": RECEIVER[0], "consent_id": consent_id})
+
+        reader = gbg.extensions.get("ccm_reader", (None, None))[1]  # SQLite: made by the first request
+        engines = [gbg.extensions["ccm"].engine, *([reader.kw["bind"]] if reader is not None else [])]
+        with driver_costs(*engines) as costs:
+            api_ms = timed("api", count, api, profiler if stage == "api" else None, top, sort)
+        answer_schema = HandoverOut()
+        floor_answers.update({k: answer_schema.load(v) for k, v in floor_answers.items()})
+
+        def floor() -> None:
+            for case_id, consent_id in cases:
+                call(gbg, secret, "POST", f"{FLOOR_PREFIX.removeprefix('/api/v1')}/cases/{case_id}/handovers", 202,
                      json={"recipient": RECEIVER[0], "consent_id": consent_id})
 
-        api_ms = timed("api", count, api, profiler if stage == "api" else None, top, sort)
+        floor_ms = timed("floor", count, floor, None, top, sort)
         sessions = make_sessionmaker(gbg.extensions["ccm"].engine)
         with sessions() as session:
             rows = list(session.execute(
@@ -296,7 +322,7 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
         timed("record", count, record, profiler if stage == "record" else None, top, sort)
         if sql:
             show_sql(gbg, sarajevo, secret, valid_until)
-    lines = budget(backend, api_ms, inbox_ms, bare_ms)
+    lines = [*floor_lines(api_ms, floor_ms, costs, count), *budget(backend, api_ms, inbox_ms, bare_ms)]
     print(*lines, sep="\n", flush=True)
     return lines
 

@@ -205,7 +205,7 @@ def check_token(session: orm.Session, presented: str, now: datetime) -> TokenUse
     row = session.execute(_TOKEN_AND_USER, {"token_id": int(token_id)}).first()  # one query for both
     if row is None or not hmac.compare_digest(row.secret_hash, digest):
         return None
-    secret_hash, expires_at, revoked_at, last_used_at, user_id, username, role, team, active = row
+    _hash, expires_at, revoked_at, last_used_at, user_id, username, role, team, active = row
     if revoked_at is not None or expires_at <= now or not active:
         return None
     stale = last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION

@@ -1,0 +1,114 @@
+"""The floor under a handover's cost: what any sending API request on this stack pays before the handover's own
+work, measured in the same run as the handover (``bench/handover_profile.py`` prints it after the API stage).
+
+- :func:`floor_blueprint`: ``POST /api/v1/bench-floor/cases/{id}/handovers``, a bench-only route with the
+  sending API's own parts and nothing else: the bearer-token check (``before_request``), flask-smorest with
+  the same request and response schemas, the clock and actor, and the answer the real view gave for that case.
+  No case is read, nothing is sealed, stored or audited.
+- :class:`Costs`: on a node's engines, the CPU of the SQLite (or PostgreSQL client) calls themselves: the statements
+  (between ``before_cursor_execute`` and ``after_cursor_execute``) and the commits (the dialect's
+  ``do_commit``), so that what SQLAlchemy, Flask and our Python add around them is what is left.
+
+Only the benchmark registers the route: :func:`floor_blueprint` is passed to ``create_app`` by no node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import event
+
+from node.api import Blueprint, documented, now_and_actor
+from node.exchange.handovers.schemas import HandoverCreateSchema, HandoverOut
+
+FLOOR_PREFIX = "/api/v1/bench-floor"
+
+
+def floor_blueprint(answers: dict[str, Any]) -> Blueprint:
+    """The floor route; ``answers`` maps a case id to what the real view answered for it (filled by the
+    benchmark after its API stage)."""
+    blp = Blueprint("bench_floor", __name__, url_prefix=FLOOR_PREFIX)
+
+    @blp.route("/cases/<case_id>/handovers", methods=["POST"])
+    @blp.arguments(HandoverCreateSchema)
+    @blp.response(202, HandoverOut)
+    @documented(blp, 404, 409)
+    def floor(_data: dict[str, Any], case_id: str) -> Any:
+        now_and_actor()
+        return answers[case_id]
+
+    return blp
+
+
+def register_floor(app: Flask, answers: dict[str, Any]) -> None:
+    """Add the floor route to a node app before its first request."""
+    app.register_blueprint(floor_blueprint(answers))
+
+
+@dataclass
+class Costs:
+    """CPU seconds spent in the database driver's statements and commits, while measuring."""
+
+    statements: int = 0
+    statement_seconds: float = 0.0
+    commits: int = 0
+    commit_seconds: float = 0.0
+    _started: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def driver_costs(*engines: sa.Engine) -> Iterator[Costs]:
+    """Measure :class:`Costs` on ``engines`` (on SQLite, a node's writing and reading engines) for the
+    ``with`` block."""
+    costs = Costs()
+
+    def before(*_args: Any) -> None:
+        costs._started.append(time.process_time())
+
+    def after(*_args: Any) -> None:
+        costs.statement_seconds += time.process_time() - costs._started.pop()
+        costs.statements += 1
+
+    def timed_commit(plain_commit: Any) -> Any:
+        def do_commit(dbapi_connection: Any) -> None:
+            started = time.process_time()
+            try:
+                plain_commit(dbapi_connection)
+            finally:
+                costs.commit_seconds += time.process_time() - started
+                costs.commits += 1
+        return do_commit
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        engine.dialect.do_commit = timed_commit(engine.dialect.do_commit)  # type: ignore[method-assign]
+    try:
+        yield costs
+    finally:
+        for engine in engines:
+            del engine.dialect.do_commit  # back to the class's method
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+
+
+def floor_lines(api_ms: float, floor_ms: float, costs: Costs, count: int) -> list[str]:
+    """Where the sending API's CPU per handover goes: the request floor, the driver's statements and commit,
+    and the rest (SQLAlchemy around the statements, and the handover's own Python work)."""
+    statements_ms = costs.statement_seconds / count * 1000
+    commit_ms = costs.commit_seconds / count * 1000
+    rest = api_ms - floor_ms - statements_ms - commit_ms
+    return [
+        f"-- where the sending API's {api_ms:.2f} ms go (CPU per handover)",
+        f"  request floor     {floor_ms:6.2f} ms  token check, Flask, flask-smorest with the same schemas; no handover",
+        f"  driver: commit    {commit_ms:6.2f} ms  {costs.commits / count:.1f} commit(s) of the handover's rows",
+        f"  driver: queries   {statements_ms:6.2f} ms  {costs.statements / count:.1f} statements, in the driver only",
+        f"  the rest          {rest:6.2f} ms  SQLAlchemy around those statements, and the handover's own work "
+        "(reading, summarising, validating, signing, sealing, auditing)",
+    ]
