@@ -253,7 +253,8 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
         secret = token(gbg)
         valid_until = (date.today() + timedelta(days=365)).isoformat()
         cases = []
-        for i in range(count):
+        extra = max(1, count // 2)  # handed over with the driver measured, apart from the budget's figure
+        for i in range(count + extra):
             case = call(gbg, secret, "POST", "/cases", 201,
                         json={**CASE, "returnee": {**CASE["returnee"], "family_name": f"Hadžić-{i:05d}"}})
             consent = call(gbg, secret, "POST", f"/cases/{case['id']}/consents", 201, json={
@@ -262,15 +263,18 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
             cases.append((case["id"], consent["id"]))
         print(f"== {backend}: {count} handovers", flush=True)
 
-        def api() -> None:
-            for case_id, consent_id in cases:
+        cases, measured = cases[:count], cases[count:]
+
+        def send(batch: list[tuple[str, str]]) -> None:
+            for case_id, consent_id in batch:
                 floor_answers[case_id] = call(gbg, secret, "POST", f"/cases/{case_id}/handovers", 202,
                                               json={"recipient": RECEIVER[0], "consent_id": consent_id})
 
+        api_ms = timed("api", count, lambda: send(cases), profiler if stage == "api" else None, top, sort)
         reader = gbg.extensions.get("ccm_reader", (None, None))[1]  # SQLite: made by the first request
         engines = [gbg.extensions["ccm"].engine, *([reader.kw["bind"]] if reader is not None else [])]
-        with driver_costs(*engines) as costs:
-            api_ms = timed("api", count, api, profiler if stage == "api" else None, top, sort)
+        with driver_costs(*engines) as costs:  # the instruments cost too: not the budget's figure
+            measured_ms = timed("api+", len(measured), lambda: send(measured), None, top, sort)
         answer_schema = HandoverOut()
         floor_answers.update({k: answer_schema.load(v) for k, v in floor_answers.items()})
 
@@ -285,7 +289,7 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
             rows = list(session.execute(
                 sa.select(OutboundMessage.id, OutboundMessage.message_id, OutboundMessage.partner_id,
                           OutboundMessage.recipient, OutboundMessage.message_hash, OutboundMessage.envelope)
-                .order_by(OutboundMessage.id)))
+                .order_by(OutboundMessage.id).limit(count)))  # the api stage's
             card = session.execute(sa.text("SELECT card FROM partners")).scalar_one()
         answers: list[DeliveryAnswer] = []
         inbox_client = sarajevo.test_client()
@@ -322,7 +326,7 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
         timed("record", count, record, profiler if stage == "record" else None, top, sort)
         if sql:
             show_sql(gbg, sarajevo, secret, valid_until)
-    lines = [*floor_lines(api_ms, floor_ms, costs, count), *budget(backend, api_ms, inbox_ms, bare_ms)]
+    lines = [*floor_lines(measured_ms, floor_ms, costs, len(measured)), *budget(backend, api_ms, inbox_ms, bare_ms)]
     print(*lines, sep="\n", flush=True)
     return lines
 
