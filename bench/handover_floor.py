@@ -5,11 +5,12 @@ work, measured in the same run as the handover (``bench/handover_profile.py`` pr
   sending API's own parts and nothing else: the bearer-token check (``before_request``), flask-smorest with
   the same request and response schemas, the clock and actor, and the answer the real view gave for that case.
   No case is read, nothing is sealed, stored or audited.
-- :class:`Costs`: on a node's engines, the CPU of the SQLite (or PostgreSQL client) calls themselves: the statements
-  (between ``before_cursor_execute`` and ``after_cursor_execute``) and the commits (the dialect's
-  ``do_commit``), so that what SQLAlchemy, Flask and our Python add around them is what is left.
+- :class:`Costs`: on a node's engines (:func:`node_engines`), the CPU of the SQLite (or PostgreSQL client)
+  calls themselves: the statements (between ``before_cursor_execute`` and ``after_cursor_execute``) and the
+  commits (the dialect's ``do_commit``); and SQLAlchemy Core's ``Connection.execute`` around the statements. What
+  the ORM session, Flask and our Python add is what is left.
 
-Only the benchmark registers the route: :func:`floor_blueprint` is passed to ``create_app`` by no node.
+Only the benchmark adds the route (:func:`register_floor`, after ``create_app``); no node serves it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ def floor_blueprint(answers: dict[str, Any]) -> Blueprint:
 def register_floor(app: Flask, answers: dict[str, Any]) -> None:
     """Add the floor route to a node app before its first request."""
     app.register_blueprint(floor_blueprint(answers))
+
+
+def node_engines(app: Flask) -> list[sa.Engine]:
+    """A node app's engines: the node's, and on SQLite the read-only ones its requests made (the API's and the
+    inbox's readers, made by the first request that needed one)."""
+    engines = [app.extensions["ccm"].engine]
+    for name in ("ccm_reader", "ccm_exchange_reader"):
+        held = app.extensions.get(name)
+        if held is not None and held[1] is not None:
+            engines.append(held[1].kw["bind"])
+    return engines
 
 
 @dataclass
@@ -130,4 +142,27 @@ def floor_lines(api_ms: float, floor_ms: float, costs: Costs, count: int) -> lis
         f"  SQLAlchemy Core   {core_ms:6.2f} ms  Connection.execute around those statements, the driver's part aside",
         f"  the rest          {rest:6.2f} ms  the ORM session (transactions, entities), and the handover's own work "
         "(summarising, validating, signing, sealing, auditing, encrypting at rest)",
+    ]
+
+
+def inbox_lines(inbox_ms: float, bare_ms: float, inbox: Costs, bare: Costs, count: int) -> list[str]:
+    """Where the inbox's CPU per handover above the bare inbox's goes: the driver's commit and statements, and
+    SQLAlchemy Core, each as the inbox's minus the bare inbox's, and the rest."""
+    def per(seconds: float) -> float:
+        return seconds / count * 1000
+
+    commit_ms = per(inbox.commit_seconds) - per(bare.commit_seconds)
+    statements_ms = per(inbox.statement_seconds) - per(bare.statement_seconds)
+    core_ms = (per(inbox.core_seconds) - per(inbox.statement_seconds)) - \
+        (per(bare.core_seconds) - per(bare.statement_seconds))
+    above = inbox_ms - bare_ms
+    return [
+        f"-- where the inbox's time above the bare inbox's goes (CPU per handover, {count} more handovers with the "
+        f"driver measured: {inbox_ms:.2f} − {bare_ms:.2f} = {above:.2f} ms)",
+        f"  driver: commit    {commit_ms:6.2f} ms  more rows and index pages in the commit",
+        f"  driver: queries   {statements_ms:6.2f} ms  {(inbox.statements - bare.statements) / count:.1f} more "
+        "statements, in the driver only",
+        f"  SQLAlchemy Core   {core_ms:6.2f} ms  Connection.execute around them, the driver's part aside",
+        f"  the rest          {above - commit_ms - statements_ms - core_ms:6.2f} ms  the ORM session, the lookups' "
+        "objects, the applier, the audit entries, the receipt's row",
     ]

@@ -56,7 +56,14 @@ if str(ROOT) not in sys.path:
 from bench.bare_inbox import BARE_INBOX, METADATA  # noqa: E402
 from bench.bare_inbox import make_app as make_bare_inbox  # noqa: E402
 from bench.bench_support import databases  # noqa: E402
-from bench.handover_floor import FLOOR_PREFIX, driver_costs, floor_lines, register_floor  # noqa: E402
+from bench.handover_floor import (  # noqa: E402
+    FLOOR_PREFIX,
+    driver_costs,
+    floor_lines,
+    inbox_lines,
+    node_engines,
+    register_floor,
+)
 from node import create_app  # noqa: E402
 from node.accounts import create_token, create_user  # noqa: E402
 from node.clock import SystemClock  # noqa: E402
@@ -271,9 +278,7 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
                                               json={"recipient": RECEIVER[0], "consent_id": consent_id})
 
         api_ms = timed("api", count, lambda: send(cases), profiler if stage == "api" else None, top, sort)
-        reader = gbg.extensions.get("ccm_reader", (None, None))[1]  # SQLite: made by the first request
-        engines = [gbg.extensions["ccm"].engine, *([reader.kw["bind"]] if reader is not None else [])]
-        with driver_costs(*engines) as costs:  # the instruments cost too: not the budget's figure
+        with driver_costs(*node_engines(gbg)) as costs:  # the instruments cost too: not the budget's figure
             measured_ms = timed("api+", len(measured), lambda: send(measured), None, top, sort)
         answer_schema = HandoverOut()
         floor_answers.update({k: answer_schema.load(v) for k, v in floor_answers.items()})
@@ -289,28 +294,34 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
             rows = list(session.execute(
                 sa.select(OutboundMessage.id, OutboundMessage.message_id, OutboundMessage.partner_id,
                           OutboundMessage.recipient, OutboundMessage.message_hash, OutboundMessage.envelope)
-                .order_by(OutboundMessage.id).limit(count)))  # the api stage's
+                .order_by(OutboundMessage.id)))
+            rows, extra_rows = rows[:count], rows[count:]  # the api stage's, the measured ones'
             card = session.execute(sa.text("SELECT card FROM partners")).scalar_one()
         answers: list[DeliveryAnswer] = []
         inbox_client = sarajevo.test_client()
 
-        def inbox() -> None:
-            for row in rows:
+        def inbox(batch: list[Any], kept: list[DeliveryAnswer]) -> None:
+            for row in batch:
                 response = inbox_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
-                answers.append(DeliveryAnswer(response.status_code, response.data))
+                kept.append(DeliveryAnswer(response.status_code, response.data))
 
-        inbox_ms = timed("inbox", count, inbox, profiler if stage == "inbox" else None, top, sort)
+        inbox_ms = timed("inbox", count, lambda: inbox(rows, answers), profiler if stage == "inbox" else None,
+                         top, sort)
         bare_client = bare.test_client()
 
-        def bare_inbox() -> None:
-            for row in rows:
+        def bare_inbox(batch: list[Any]) -> None:
+            for row in batch:
                 response = bare_client.post(INBOX_PATH, data=row.envelope, content_type="application/json")
                 if response.status_code != 200:
                     raise SystemExit(f"bare inbox: {response.status_code} {response.data[:200]!r}")
 
-        bare_ms = timed("bare", count, bare_inbox, profiler if stage == "bare" else None, top, sort)
+        bare_ms = timed("bare", count, lambda: bare_inbox(rows), profiler if stage == "bare" else None, top, sort)
+        with driver_costs(*node_engines(sarajevo)) as inbox_costs:
+            measured_inbox_ms = timed("inbox+", len(extra_rows), lambda: inbox(extra_rows, []), None, top, sort)
+        with driver_costs(bare.extensions["bare_engine"]) as bare_costs:
+            measured_bare_ms = timed("bare+", len(extra_rows), lambda: bare_inbox(extra_rows), None, top, sort)
         with bare.extensions["bare_engine"].connect() as conn:
-            assert conn.scalar(sa.select(sa.func.count()).select_from(BARE_INBOX)) == count
+            assert conn.scalar(sa.select(sa.func.count()).select_from(BARE_INBOX)) == count + len(extra_rows)
         worker = DeliveryWorker(sessionmaker=sessions, clock=SystemClock(), worker_id="profile")
         now = datetime.now(UTC)
         claims = [Claim(r.id, r.message_id, r.partner_id, r.recipient, "http://x.test", card, r.message_hash,
@@ -326,7 +337,9 @@ def run(backend: str, count: int, stage: str | None = None, profiler: str = "cpr
         timed("record", count, record, profiler if stage == "record" else None, top, sort)
         if sql:
             show_sql(gbg, sarajevo, secret, valid_until)
-    lines = [*floor_lines(measured_ms, floor_ms, costs, len(measured)), *budget(backend, api_ms, inbox_ms, bare_ms)]
+    lines = [*floor_lines(measured_ms, floor_ms, costs, len(measured)),
+             *inbox_lines(measured_inbox_ms, measured_bare_ms, inbox_costs, bare_costs, len(extra_rows)),
+             *budget(backend, api_ms, inbox_ms, bare_ms)]
     print(*lines, sep="\n", flush=True)
     return lines
 
