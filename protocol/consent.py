@@ -234,7 +234,7 @@ def _check_active(consent: Mapping[str, Any], summary: Mapping[str, Any], now: d
 
 def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: str, purpose: str, *,
              now: datetime | None = None, withdrawals: Iterable[Mapping[str, Any]] = (),
-             validated: bool = False) -> dict[str, Any]:
+             validated: bool = False, copy_sections: bool = True) -> dict[str, Any]:
     """Cut a case summary down to what ``consent`` lets ``recipient`` receive for ``purpose``.
 
     Args:
@@ -247,8 +247,11 @@ def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: 
         validated: True when ``consent`` was validated by the caller (``make_consent_record``) and the body
             the cut goes into will be validated whole (``validate_body``): neither the consent nor the
             summary is validated here, and sections the cut leaves out are never checked.
+        copy_sections: False when ``summary`` was built for this one body and nothing else holds it: the
+            granted sections go into the result as they are, not deep-copied.
     Returns:
-        ``{"summary": {...}, "withheld": [...]}``: the granted sections present in ``summary`` (deep copies),
+        ``{"summary": {...}, "withheld": [...]}``: the granted sections present in ``summary`` (deep copies,
+        unless ``copy_sections`` is False),
         and every category the grant does not allow (in ``CATEGORIES`` order), whether or not ``summary``
         holds it, so the list says nothing about what the case contains. Merge it into the handover body.
     Raises:
@@ -268,7 +271,7 @@ def minimise(summary: Mapping[str, Any], consent: Mapping[str, Any], recipient: 
     allowed = allowed_categories(loaded_consent, recipient, purpose, withdrawals)
     shared = [c for c in allowed if c in loaded_summary]
     return {
-        "summary": {c: copy.deepcopy(loaded_summary[c]) for c in shared},
+        "summary": {c: copy.deepcopy(loaded_summary[c]) if copy_sections else loaded_summary[c] for c in shared},
         "withheld": [c for c in CATEGORIES if c not in allowed],
     }
 

@@ -204,6 +204,16 @@ def test_minimise_copies() -> None:
     assert summary == FULL_SUMMARY
 
 
+def test_minimise_hands_the_sections_over_uncopied_when_told_nothing_else_holds_them() -> None:
+    summary = copy.deepcopy(FULL_SUMMARY)
+    result = minimise(summary, signed(), "iq.cldd-baghdad", "reintegration_support", validated=True,
+                      copy_sections=False)
+    assert result == minimise(FULL_SUMMARY, signed(), "iq.cldd-baghdad", "reintegration_support")
+    assert result["summary"]["identity"] is summary["identity"]
+    copied = minimise(summary, signed(), "iq.cldd-baghdad", "reintegration_support", validated=True)
+    assert copied == result and copied["summary"]["identity"] is not summary["identity"]
+
+
 def test_minimise_refuses_unnamed_recipient_and_purpose() -> None:
     with pytest.raises(OutsideConsentError) as info:
         minimise(FULL_SUMMARY, signed(), "ba.cldd-sarajevo", "reintegration_support")

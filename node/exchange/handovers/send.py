@@ -198,7 +198,7 @@ def prepare(session: orm.Session, actor: Actor, case_id: str, data: dict[str, An
         granted = allowed_categories(signed, recipient, purpose, withdrawals)  # only those are read
         rows = load_rows(session, case, granted)  # read once for the summary and for what it does not carry
         cut = minimise(case_summary(session, case, config.stages, granted, rows), signed, recipient, purpose,
-                       now=now, withdrawals=withdrawals, validated=True)
+                       now=now, withdrawals=withdrawals, validated=True, copy_sections=False)  # built for it
         body = {"case": protocol_case(case), "consent": signed, "purpose": purpose, **cut,
                 "requested_support": data.get("requested_support", []),
                 "retention": {"days": partner.retention_days or DEFAULT_RETENTION_DAYS}}
