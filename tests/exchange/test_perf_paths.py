@@ -359,6 +359,42 @@ def test_the_claim_walks_its_index_in_order_without_a_sort(gbg: Node) -> None:
         conn.rollback()
 
 
+def test_a_handover_sent_and_received_reads_by_index_not_by_scan(desks: tuple[Desk, Desk],
+                                                                 make_worker: Worker) -> None:
+    """SQLite's planner has no statistics: given two indexes it takes the one with more equality columns, so a
+    lookup by (partner, thread, direction) or (case, partner, direction) needs a three-column index, or it walks
+    the prefix (direction, partner) of uq_handovers_message, or (direction, status) of the queues' indexes, and
+    reads every handover of the partner or in the status (migration 0015)."""
+    gbg, _sarajevo = desks
+    if gbg.node.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+    case_id, consent_id = open_case(gbg)
+    seen: list[tuple[Any, str, Any]] = []
+
+    def note(conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+            seen.append((conn.connection.dbapi_connection, statement, params))
+
+    event.listen(sa.engine.Engine, "before_cursor_execute", note)
+    try:
+        hand_over(gbg, case_id, consent_id)
+        assert deliver(make_worker, gbg) == 1
+    finally:
+        event.remove(sa.engine.Engine, "before_cursor_execute", note)
+    plans = {}
+    for raw, statement, params in seen:
+        if statement not in plans:
+            plans[statement] = [str(row[-1]) for row in raw.execute("EXPLAIN QUERY PLAN " + statement, params)]
+    looked_up = [(s, p) for s, p in plans.items() if "FROM handovers" in s and ("thread" in s or "case_id" in s)]
+    assert len(looked_up) >= 2, list(plans)  # the send's open-handover check, the receipt's thread lookup
+    for statement, plan in plans.items():
+        scans = [step for step in plan if step.startswith("SCAN ") and "CONSTANT ROW" not in step]
+        assert not scans, (statement, plan)
+        handover_steps = [step for step in plan if step.startswith("SEARCH handovers")]
+        assert all("ix_handovers_thread" in step or "ix_handovers_case_partner" in step or "PRIMARY KEY" in step
+                   or "sqlite_autoindex_handovers_1" in step for step in handover_steps), (statement, plan)
+
+
 # --- waking the delivery worker -----------------------------------------------------------------------------
 
 def test_a_waker_wakes_on_a_committed_message_not_on_a_rolled_back_one(paired: tuple[Node, Node]) -> None:

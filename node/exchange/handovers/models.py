@@ -44,8 +44,7 @@ class Handover(Base):
     partner_node: Mapped[str] = mapped_column(sa.String(80))
     thread: Mapped[str] = mapped_column(sa.String(22))
     message_id: Mapped[str] = mapped_column(sa.String(22))
-    case_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("cases.id", ondelete="SET NULL"),
-                                                index=True)
+    case_id: Mapped[str | None] = mapped_column(sa.String(36), sa.ForeignKey("cases.id", ondelete="SET NULL"))
     consent_id: Mapped[str] = mapped_column(sa.String(128))
     purpose: Mapped[str] = mapped_column(sa.String(32))
     reference: Mapped[str] = mapped_column(sa.String(64))
@@ -90,8 +89,13 @@ class Handover(Base):
         sa.Index("ix_handovers_direction_status", "direction", "status", "created_at"),
         # the home page's answered and shared-by-outcome queues, newest answer first
         sa.Index("ix_handovers_direction_status_decided", "direction", "status", "decided_at"),
-        # every received message finds its case thread's handover by (partner, thread)
-        sa.Index("ix_handovers_partner_thread", "partner_node", "thread"),
+        # Every received message finds its case thread's handover by (partner, thread, direction), and a send
+        # looks for the case's open handover to the partner by (case, partner, direction): three equalities, so
+        # that SQLite's planner (no statistics) prefers these to the two-column prefixes of
+        # uq_handovers_message and ix_handovers_direction_status*, which scan every handover of the partner or
+        # in the status (migration 0015). The case's index serves the lookups by case alone too.
+        sa.Index("ix_handovers_thread", "partner_node", "thread", "direction"),
+        sa.Index("ix_handovers_case_partner", "case_id", "partner_node", "direction"),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
