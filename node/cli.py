@@ -19,6 +19,7 @@ operation); never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -200,14 +201,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: A word after one dash, with a letter in it: no option of ``ccm-node`` is spelt so (``-h`` aside), but a
+#: message or key id may begin with a dash (base64url), and argparse takes it for an unknown option.
+_DASHED_WORD = re.compile(r"-(?!-)[A-Za-z0-9_-]*[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def dashed_id(argv: Sequence[str]) -> str | None:
+    """The first argument (before a ``--``) that argparse would take for an option but is an id beginning
+    with a dash, or None."""
+    for word in argv:
+        if word == "--":
+            return None
+        if word != "-h" and _DASHED_WORD.fullmatch(word):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from admin.cli import AdminError
 
     from .accounts import AccountError
     from .exchange import wiring
 
+    given = list(sys.argv[1:] if argv is None else argv)
+    dashed = dashed_id(given)
+    if dashed is not None:
+        print(f"ccm-node: {dashed} is not an option; an id that begins with '-' goes after '--', e.g. "
+              f"ccm-node ... queue retry -- {dashed}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     wiring.wire()  # a command may receive messages (bundle import) as the web app does
     env = Env(args.data_dir)
     handler: Callable[[Env, argparse.Namespace], int] = args.handler

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from node.cli import dashed_id
 from node.clock import SystemClock
 from node.config import allow_loopback, load_config
 from node.db import make_engine, make_sessionmaker
@@ -145,14 +146,20 @@ def test_queue_and_deliver(two: tuple[Path, Path], capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, gbg, "queue", "retry", "--partner", "ba.cldd-sarajevo")
     assert code == 0 and "1 message(s) waiting" in out
     assert "\tok\t" in run(capsys, gbg, "partner", "list")[1]
-    code, out, _ = run(capsys, gbg, "queue", "retry", message.message_id)
+    code, out, _ = run(capsys, gbg, "queue", "retry", "--", message.message_id)  # an id may begin with '-'
     assert code == 0 and out.endswith(": queued\n")
     code, out, _ = run(capsys, gbg, "queue", "retry", "--partner", "ba.cldd-sarajevo", "--given-up")
     assert code == 0 and "0 given-up message(s) queued again" in out
-    code, _, err = run(capsys, gbg, "queue", "retry", message.message_id, "--given-up")
+    code, _, err = run(capsys, gbg, "queue", "retry", "--given-up", "--", message.message_id)
     assert code == 1 and "--given-up goes with --partner" in err and err.count("\n") == 1
     code, _, err = run(capsys, gbg, "queue", "retry")
     assert code == 1 and "give either" in err
+    code, out, err = run(capsys, gbg, "queue", "retry", "-AbCdEfGhIjKlMnOpQrStUv")  # without '--'
+    assert code == 2 and not out and err == ("ccm-node: -AbCdEfGhIjKlMnOpQrStUv is not an option; an id that "
+                                             "begins with '-' goes after '--', e.g. ccm-node ... queue retry -- "
+                                             "-AbCdEfGhIjKlMnOpQrStUv\n")
+    assert dashed_id(["queue", "retry", "--", "-AbC"]) is None and dashed_id(["--retention-days", "-5"]) is None
+    assert dashed_id(["-h"]) is None and dashed_id(["keys", "status", "-x1"]) == "-x1"
     code, _, err = run(capsys, gbg, "queue", "retry", "999")
     assert code == 1 and "no message" in err
     code, _, err = run(capsys, gbg, "deliver", "--once", "--parallel", "0")

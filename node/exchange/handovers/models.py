@@ -89,13 +89,14 @@ class Handover(Base):
         sa.Index("ix_handovers_direction_status", "direction", "status", "created_at"),
         # the home page's answered and shared-by-outcome queues, newest answer first
         sa.Index("ix_handovers_direction_status_decided", "direction", "status", "decided_at"),
-        # Every received message finds its case thread's handover by (partner, thread, direction), and a send
-        # looks for the case's open handover to the partner by (case, partner, direction): three equalities, so
-        # that SQLite's planner (no statistics) prefers these to the two-column prefixes of
-        # uq_handovers_message and ix_handovers_direction_status*, which scan every handover of the partner or
-        # in the status (migration 0015). The case's index serves the lookups by case alone too.
+        # Every received message finds its case thread's handover by (partner, thread, direction); a case's
+        # handovers are found by (case, direction, status), e.g. its open handover to a partner or its accepted
+        # incoming one. Three columns, so that SQLite's planner (no statistics: it takes the index with more
+        # equalities) prefers these to the two-column prefixes of uq_handovers_message (direction, partner) and
+        # ix_handovers_direction_status* (direction, status), which read every handover of the partner or in
+        # the status (migration 0015).
         sa.Index("ix_handovers_thread", "partner_node", "thread", "direction"),
-        sa.Index("ix_handovers_case_partner", "case_id", "partner_node", "direction"),
+        sa.Index("ix_handovers_case", "case_id", "direction", "status"),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
