@@ -34,7 +34,8 @@ most 1 s). Everything shares this machine's CPUs: both nodes, their workers, the
    and a free delivery worker: the report prints that ceiling.
 
 6. Issue #16's budget lines, measured in this process where the work is done (``bench/handover_profile.py``:
-   the sending API's CPU per handover, and the inbox's next to a bare inbox's of the same run).
+   the sending API's CPU per handover, and the inbox's next to a bare inbox's of the same run), after where
+   the API's and the inbox's time goes (the request floor, the driver, SQLAlchemy Core, the rest).
 
 Each phase also prints the CPU seconds each process tree used (``/proc``; PostgreSQL: all its live server
 processes). Targets: (a) at least 0.5 of (b); (c) at least 0.5 of the live inbox rate. Ctrl-C, SIGTERM or any
