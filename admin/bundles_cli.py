@@ -12,11 +12,11 @@ Every refusal is one line on stderr and exit 1 (``AdminError``); a bundle refuse
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from admin.cli import AdminError, node_identity, refusals
+from node.private_files import PrivateFileError, save_private
 
 if TYPE_CHECKING:
     from node.command_env import Env
@@ -32,23 +32,10 @@ def _write(path: Path, data: bytes, *, force: bool) -> None:
     Raises:
         AdminError: the file exists (without ``force``) or cannot be written.
     """
-    target = path.with_name(f".{path.name}.{os.getpid()}.tmp") if force else path
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise AdminError(f"{path} exists: choose another file name or add --force") from None
-    except OSError as exc:
-        raise AdminError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(target, path)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise AdminError(f"cannot write {path}: {exc.strerror}") from None
+        save_private(path, data, force=force)
+    except PrivateFileError as exc:
+        raise AdminError(str(exc)) from None
 
 
 def _read(path: Path) -> bytes:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .private_files import write_private
+
 CONFIG_FILE = "node.toml"
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name
 DATABASE_FILE = "node.db"
@@ -307,10 +309,7 @@ def write_config(data_dir: Path, node_id: str, name: str, url: str, database_url
     for key, title in DEFAULT_STAGES:
         lines += ["[[stages]]", f"key = {q(key)}", f"title = {q(title)}", ""]
     (data_dir / CONFIG_FILE).write_text("\n".join(lines), encoding="utf-8")
-    secret_path = data_dir / SECRET_FILE
-    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
+    write_private(data_dir / SECRET_FILE, secrets.token_hex(32).encode("ascii"), exclusive=True)
 
 
 def allow_loopback(data_dir: Path) -> None:

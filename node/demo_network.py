@@ -34,6 +34,7 @@ import requests
 from .clock import SystemClock
 from .config import allow_loopback
 from .demo_nodes import NETWORK, Command, DemoError, DemoNode, run_command
+from .private_files import write_private
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo logins, never a real node
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,7 +293,5 @@ def tokens_file(network: Network) -> Path:
     """Write the demo tokens next to the nodes (mode 0600) for scripts that drive the demo."""
     path = network.base_dir / "demo-tokens.json"
     data = {n.spec.node_id: {"url": n.url, "tokens": n.tokens} for n in network.nodes}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
+    write_private(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
     return path

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("node core", 1, ("node.clock", "node.config", "node.db", "node.errors", "node.audit", "node.accounts",
                       "node.auth", "node.api", "node.concurrency", "node.command_env", "node.outbound",
                       "node.staff", "node.audit_search", "node.backup.journal",
-                      "node.observability.instruments", "node.at_rest")),
+                      "node.observability.instruments", "node.at_rest", "node.private_files")),
     ("cases", 2, ("node.cases",)),
     ("exchange tables", 3, ("node.exchange", "node.exchange.models")),
     ("trust", 4, ("node.exchange.trust",)),

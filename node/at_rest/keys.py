@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node.private_files import replace_private, write_private
+
 KEY_DIR = "keys"
 KEY_FILE = "data.key"
 ENV_KEY_FILE = "CCM_DATA_KEY_FILE"
@@ -120,22 +122,11 @@ def write_key_file(path: Path, keys: Sequence[DataKey], *, exclusive: bool = Fal
         FileExistsError: ``exclusive`` and the file exists.
         OSError: the file cannot be written.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = format_key_file(keys).encode("ascii")
     if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, path)
+        write_private(path, data, exclusive=True)
+    else:
+        replace_private(path, data)
 
 
 def read_key_file(path: Path) -> list[DataKey]:

@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from node.backup import journal
 from node.config import CONFIG_FILE, SECRET_FILE, NodeConfig
 from node.exchange.trust.key_files import KEY_DIR, KEY_FILE
+from node.private_files import PrivateFileError, save_private, write_private
 from protocol import NodeKeys, b64decode, b64encode, canonical_bytes
 from protocol.canonical import strict_loads
 from protocol.errors import ProtocolError
@@ -114,12 +115,8 @@ def ensure_backup_key(data_dir: Path) -> tuple[bytes, bool]:
     if path.exists():
         return read_backup_key(path), False
     key = nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(base64.urlsafe_b64encode(key).decode("ascii").rstrip("=") + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_private(path, (base64.urlsafe_b64encode(key).decode("ascii").rstrip("=") + "\n").encode("ascii"),
+                  exclusive=True)
     return key, True
 
 
@@ -231,31 +228,6 @@ def seal_archive(manifest: dict[str, Any], tar: bytes, *, backup_key: bytes, key
     return MAGIC + canonical_bytes({**part, "signature": b64encode(signature)}) + b"\n" + ciphertext
 
 
-def write_private(path: Path, data: bytes, *, force: bool) -> None:
-    """Write a file with mode 0600; an existing file only with ``force`` (replaced whole, atomically).
-
-    Raises:
-        BackupError: it exists (without ``force``) or cannot be written.
-    """
-    target = path.with_name(f".{path.name}.{os.getpid()}.tmp") if force else path
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise BackupError(f"{path} exists: choose another file name or add --force") from None
-    except OSError as exc:
-        raise BackupError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(target, path)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise BackupError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def create_backup(config: NodeConfig, engine: sa.Engine, out: Path, *, keys: NodeKeys, now: datetime,
                   schema_revision: str | None, backup_key: bytes | None = None, force: bool = False) -> Backup:
     """Write a backup of the node to ``out`` (mode 0600).
@@ -297,7 +269,10 @@ def create_backup(config: NodeConfig, engine: sa.Engine, out: Path, *, keys: Nod
         "signing_key": b64encode(keys.signing_public), "skid": keys.skid,
     }
     data = seal_archive(manifest, tar_bytes(files, now), backup_key=backup_key, keys=keys)
-    write_private(out, data, force=force)
+    try:
+        save_private(out, data, force=force)
+    except PrivateFileError as exc:
+        raise BackupError(str(exc)) from None
     return Backup(out, len(data), manifest)
 
 

@@ -61,6 +61,7 @@ from node.exchange.chain.models import ConsentWithdrawal
 from node.exchange.handovers.models import Handover
 from node.exchange.resync.requester import mark_out_of_step
 from node.exchange.trust.key_files import KEY_DIR, KEY_FILE, load_history
+from node.private_files import write_private
 from protocol import KeyFileError, NodeKeys
 from protocol.times import parse_time
 
@@ -189,10 +190,7 @@ def _write_missing_files(data_dir: Path, members: dict[str, bytes]) -> list[str]
         path = data_dir / name
         if path.exists():
             continue
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        write_private(path, data, exclusive=True)
         written.append(name)
     return written
 
@@ -204,11 +202,7 @@ def _restore_database(data_dir: Path, url: str, opened: Opened) -> None:
             raise BackupError("cannot restore into an in-memory database")
         target = Path(database)
         temporary = target.with_name(f".{target.name}.restore-{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(opened.members[SQLITE_MEMBER])
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private(temporary, opened.members[SQLITE_MEMBER])
         for suffix in ("-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
         os.replace(temporary, target)
@@ -287,10 +281,7 @@ def restore_backup(data_dir: Path, data: bytes, *, now: datetime, key_file: Path
         _write_missing_files(data_dir, {f"{KEY_DIR}/{BACKUP_KEY_FILE}": key_file.read_bytes()})
     _restore_database(data_dir, url, opened)
     if missing or not journal.journal_path(data_dir).exists():
-        journal_bytes = opened.members.get(journal.JOURNAL_FILE, b"")
-        fd = os.open(journal.journal_path(data_dir), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(journal_bytes)
+        write_private(journal.journal_path(data_dir), opened.members.get(journal.JOURNAL_FILE, b""))
     result = RestoreResult(manifest, url, journal_lines_after_backup=len(newer), journal_missing=missing)
     engine = make_engine(url)  # not bound to the journal: what is made again is journalled already
     try:

@@ -11,7 +11,6 @@ downloaded to carry back; importing the same bundle again makes it again (nothin
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from node.exchange.inbox.bundle_import import BundleImport, import_file
 from node.exchange.trust.keystore import NodeIdentity, identity_for_app
 from node.exchange.trust.partner_overview import partner_figures
 from node.exchange.trust.partners import NoAgreement, PartnerNotFound, PartnerStateError, list_partners
+from node.private_files import replace_private
 from protocol import ProtocolError
 from protocol.bundle import MAX_BUNDLE_BYTES
 
@@ -166,13 +166,7 @@ def _receipts_path(identifier: str) -> Path:
 def _keep_receipts(result: BundleImport) -> None:
     if result.receipts is None:
         return
-    path = _receipts_path(result.bundle_id)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(result.receipts)
-    os.replace(temporary, path)
+    replace_private(_receipts_path(result.bundle_id), result.receipts)
 
 
 def _refused(message: str) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.private_files import replace_private, write_private
 from protocol import KeyFileError, NodeCard, NodeKeys
 from protocol.canonical import strict_loads
 from protocol.errors import ProtocolError
@@ -107,18 +107,6 @@ def retired_key_path(data_dir: Path, skid: str) -> Path:
     return data_dir / KEY_DIR / RETIRED_DIR / f"{skid}.key"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (mode 0600)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temporary, path)
-
-
 def card_bytes(card: NodeCard) -> bytes:
     return (json.dumps(card.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -159,11 +147,7 @@ class KeyChange:
     def _stage(self, name: str, data: bytes) -> None:
         target = self.directory / name
         temporary = target.with_name(f".{target.name}.new")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private(temporary, data)
         self._staged.append((temporary, target))
 
     def prepare(self, *, history: KeyHistory, retire: Sequence[NodeKeys] = (), keys: NodeKeys | None = None,
@@ -187,7 +171,7 @@ class KeyChange:
                     old.save(path)
             self._stage(HISTORY_FILE, history.to_bytes())
             if keys is not None and card is not None:
-                write_atomically(self.directory / CARDS_DIR / f"{keys.skid}.json", card_bytes(card))
+                replace_private(self.directory / CARDS_DIR / f"{keys.skid}.json", card_bytes(card))
                 self._stage(KEY_FILE, keys.to_json_bytes())
                 self._stage(CARD_FILE, card_bytes(card))
         except OSError as exc:

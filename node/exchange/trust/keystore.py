@@ -39,8 +39,8 @@ from node.exchange.trust.key_files import (
     key_path,
     load_history,
     retired_key_path,
-    write_atomically,
 )
+from node.private_files import replace_private
 from protocol import BoxCache, KeyFileError, NodeCard, NodeKeys, canonical_bytes, make_card, sign_json, verify_card
 from protocol.canonical import strict_loads
 from protocol.cards import CLOCK_SKEW, card_from_bytes
@@ -116,7 +116,7 @@ def load_or_make_card(config: NodeConfig, keys: NodeKeys, now: datetime) -> Node
 
 def _store_card(path: Path, card: NodeCard) -> None:
     try:
-        write_atomically(path, card_bytes(card))
+        replace_private(path, card_bytes(card))
     except OSError as exc:  # a read-only data directory: each process then signs its own card
         log.warning("cannot store the node card in %s (%s)", path, exc.strerror)
 
